@@ -1,0 +1,158 @@
+using System.Globalization;
+
+namespace Conveyor.Bench;
+
+/// <summary>Command-line settings. Defaults are named so that docs/benchmarks.md can quote them.</summary>
+internal sealed record BenchOptions
+{
+    public const int DefaultJobs = 100_000;
+    public const int DefaultBatchSize = 1000;
+    public const int DefaultBatchConcurrency = 4;
+    public const int DefaultSingleConcurrency = 16;
+    public const int DefaultE2eProducers = 4;
+    public const int DefaultWorkers = 4;
+    public const int DefaultLeaseMax = 100;
+    public const double DefaultDurationSeconds = 10;
+    public const double DefaultWarmupSeconds = 2;
+
+    public Uri? Server { get; init; }
+    public string? ConveyorPath { get; init; }
+    public IReadOnlyList<string> Workloads { get; init; } = ["batch", "single", "e2e"];
+    public int Jobs { get; init; } = DefaultJobs;
+    /// <summary>Null: 1000 for batch, 1 (single enqueues) for e2e.</summary>
+    public int? BatchSize { get; init; }
+    /// <summary>Null: 4 for batch, 16 for single, 4 producers for e2e.</summary>
+    public int? Concurrency { get; init; }
+    public int Workers { get; init; } = DefaultWorkers;
+    public int LeaseMax { get; init; } = DefaultLeaseMax;
+    public double DurationSeconds { get; init; } = DefaultDurationSeconds;
+    public double WarmupSeconds { get; init; } = DefaultWarmupSeconds;
+    /// <summary>e2e only: total enqueue rate limit in jobs/s; 0 = as fast as the producers can go.</summary>
+    public double Rate { get; init; }
+    public bool KeepData { get; init; }
+
+    public const string Usage = """
+        conveyor-bench: load generator for the Conveyor HTTP API (docs/benchmarks.md)
+
+          --workload batch|single|e2e|all   what to run (default all; a comma list works too)
+          --server URL            target a running server; otherwise one is started:
+                                    dotnet src/Conveyor.Cli/bin/{Release|Debug}/net10.0/conveyor.dll serve --port 0 --data <temp dir>
+          --conveyor PATH         the conveyor.dll (or conveyor executable) to start instead
+          --jobs N                batch: jobs to enqueue (default 100000)
+          --batch-size N          batch: jobs per request (default 1000); e2e: > 1 makes producers enqueue batches (default 1)
+          --concurrency N         requests in flight: batch 4, single 16, e2e producers 4 (defaults)
+          --workers N             e2e: leasing workers (default 4)
+          --lease-max N           e2e: max jobs per lease (default 100)
+          --duration S            single and e2e: measured seconds (default 10)
+          --warmup S              seconds of warm-up on a separate queue before measuring (default 2; 0 = none)
+          --rate N                e2e: limit the total enqueue rate to N jobs/s (default 0 = unlimited)
+          --keep-data             keep the started server's data directory
+          -h, --help
+        """;
+
+    /// <summary>Parses <paramref name="args"/>; returns null and writes a message when they are wrong.</summary>
+    public static BenchOptions? Parse(string[] args, TextWriter error, out bool help)
+    {
+        help = false;
+        var o = new BenchOptions();
+        for (var i = 0; i < args.Length; i++)
+        {
+            var arg = args[i];
+            string? inline = null;
+            var eq = arg.IndexOf('=', StringComparison.Ordinal);
+            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            {
+                inline = arg[(eq + 1)..];
+                arg = arg[..eq];
+            }
+
+            string Value()
+            {
+                if (inline is not null)
+                {
+                    return inline;
+                }
+                if (i + 1 >= args.Length)
+                {
+                    throw new FormatException($"{arg} needs a value.");
+                }
+                return args[++i];
+            }
+
+            try
+            {
+                switch (arg)
+                {
+                    case "-h" or "--help":
+                        help = true;
+                        return null;
+                    case "--server":
+                        var url = Value();
+                        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https"))
+                        {
+                            throw new FormatException($"--server '{url}' is not an http:// or https:// URL.");
+                        }
+                        o = o with { Server = uri };
+                        break;
+                    case "--conveyor": o = o with { ConveyorPath = Value() }; break;
+                    case "--workload": o = o with { Workloads = ParseWorkloads(Value()) }; break;
+                    case "--jobs": o = o with { Jobs = PositiveInt(arg, Value()) }; break;
+                    case "--batch-size": o = o with { BatchSize = PositiveInt(arg, Value()) }; break;
+                    case "--concurrency": o = o with { Concurrency = PositiveInt(arg, Value()) }; break;
+                    case "--workers": o = o with { Workers = PositiveInt(arg, Value()) }; break;
+                    case "--lease-max": o = o with { LeaseMax = PositiveInt(arg, Value()) }; break;
+                    case "--duration": o = o with { DurationSeconds = Seconds(arg, Value(), allowZero: false) }; break;
+                    case "--warmup": o = o with { WarmupSeconds = Seconds(arg, Value(), allowZero: true) }; break;
+                    case "--rate": o = o with { Rate = Seconds(arg, Value(), allowZero: true) }; break;
+                    case "--keep-data": o = o with { KeepData = true }; break;
+                    default: throw new FormatException($"unknown option '{args[i]}'.");
+                }
+            }
+            catch (FormatException e)
+            {
+                error.WriteLine($"conveyor-bench: {e.Message} Try --help.");
+                return null;
+            }
+        }
+        if (o.BatchSize > 10_000)
+        {
+            error.WriteLine("conveyor-bench: --batch-size is at most 10000 (the server's batch limit).");
+            return null;
+        }
+        if (o.LeaseMax > 1000)
+        {
+            error.WriteLine("conveyor-bench: --lease-max is at most 1000 (the server's lease limit).");
+            return null;
+        }
+        return o;
+    }
+
+    private static string[] ParseWorkloads(string value)
+    {
+        var list = new List<string>();
+        foreach (var part in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            switch (part)
+            {
+                case "all": list.AddRange(["batch", "single", "e2e"]); break;
+                case "batch" or "single" or "e2e": list.Add(part); break;
+                default: throw new FormatException($"--workload '{part}' is not one of batch, single, e2e, all.");
+            }
+        }
+        if (list.Count == 0)
+        {
+            throw new FormatException("--workload is empty.");
+        }
+        return [.. list.Distinct(StringComparer.Ordinal)];
+    }
+
+    private static int PositiveInt(string name, string value) =>
+        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0
+            ? n
+            : throw new FormatException($"{name} '{value}' is not a positive whole number.");
+
+    private static double Seconds(string name, string value, bool allowZero) =>
+        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && (s > 0 || (allowZero && s == 0))
+            ? s
+            : throw new FormatException($"{name} '{value}' is not a {(allowZero ? "non-negative" : "positive")} number.");
+}

@@ -1,0 +1,121 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+using Conveyor.Bench;
+
+// Load generator for the Conveyor HTTP API (docs/api.md). See docs/benchmarks.md for the workloads.
+var options = BenchOptions.Parse(args, Console.Error, out var help);
+if (options is null)
+{
+    if (help)
+    {
+        Console.WriteLine(BenchOptions.Usage);
+        return 0;
+    }
+    return 2;
+}
+
+using var cts = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    cts.Cancel();
+};
+
+ServerHost? host = null;
+try
+{
+    Uri server;
+    string serverDescription;
+    if (options.Server is not null)
+    {
+        server = options.Server;
+        serverDescription = server.ToString();
+    }
+    else
+    {
+        host = await ServerHost.StartAsync(options.ConveyorPath, options.KeepData, cts.Token);
+        server = host.Url;
+        serverDescription = $"{host.Description} (started by the bench)";
+    }
+
+    using var http = Http.Create();
+    await WaitUntilUpAsync(http, server, cts.Token);
+
+    var runId = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture) + "-" + Random.Shared.Next(1000, 9999);
+    Console.WriteLine($"# Conveyor bench {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+    Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
+    Console.WriteLine($"server:  {serverDescription} at {server}");
+    Console.WriteLine($"args:    {(args.Length == 0 ? "(defaults)" : string.Join(' ', args))}");
+    Console.WriteLine($"warm-up: {options.WarmupSeconds} s per workload on its own queue; payload {{\"n\": i}}; run id {runId}");
+    Console.WriteLine();
+
+    var workloads = new Workloads(http, server, options, runId);
+    var results = new List<WorkloadResult>();
+    foreach (var name in options.Workloads)
+    {
+        results.Add(name switch
+        {
+            "batch" => await workloads.BatchAsync(cts.Token),
+            "single" => await workloads.SingleAsync(cts.Token),
+            "e2e" => await workloads.EndToEndAsync(cts.Token),
+            _ => throw new BenchException($"unknown workload {name}"),
+        });
+    }
+
+    Console.WriteLine();
+    Console.WriteLine(Table(results));
+    return results.Any(r => r.Errors > 0) ? 1 : 0;
+}
+catch (BenchException e)
+{
+    Console.Error.WriteLine($"conveyor-bench: {e.Message}");
+    return 1;
+}
+catch (OperationCanceledException) when (cts.IsCancellationRequested)
+{
+    Console.Error.WriteLine("conveyor-bench: cancelled");
+    return 130;
+}
+finally
+{
+    if (host is not null)
+    {
+        await host.DisposeAsync();
+    }
+}
+
+static async Task WaitUntilUpAsync(HttpClient http, Uri server, CancellationToken ct)
+{
+    var until = DateTime.UtcNow.AddSeconds(15);
+    while (true)
+    {
+        try
+        {
+            using var response = await http.GetAsync(new Uri(server, "/healthz"), ct);
+            return; // any answer means the server is listening; the workloads report wrong answers
+        }
+        catch (HttpRequestException e) when (DateTime.UtcNow < until)
+        {
+            _ = e;
+            await Task.Delay(200, ct);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new BenchException($"cannot reach {server}: {e.Message}");
+        }
+    }
+}
+
+static string Table(List<WorkloadResult> results)
+{
+    var sb = new StringBuilder();
+    sb.AppendLine("| workload | concurrency | batch size | jobs | payload | measured | throughput | latency | errors |");
+    sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+    foreach (var r in results)
+    {
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"| {r.Name} | {r.Concurrency} | {r.BatchSize} | {r.Jobs} | `{{\"n\": i}}` | {r.Duration} | {r.Throughput} | {r.Latency} | {r.Errors} |");
+    }
+    return sb.ToString();
+}

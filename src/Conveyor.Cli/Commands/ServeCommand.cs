@@ -1,0 +1,52 @@
+using Conveyor.Cli.CommandLine;
+using Conveyor.Server;
+
+namespace Conveyor.Cli.Commands;
+
+/// <summary>Environment variables standing in for <c>conveyor serve</c>'s options.</summary>
+internal static class ServeVariables
+{
+    public const string Host = "CONVEYOR_HOST";
+    public const string Port = "CONVEYOR_PORT";
+    public const string Data = "CONVEYOR_DATA";
+    public const string MaxJobBytes = "CONVEYOR_MAX_JOB_BYTES";
+    public const string MaxBodyBytes = "CONVEYOR_MAX_BODY_BYTES";
+}
+
+internal static class ServeCommand
+{
+    /// <summary>
+    /// Fills what the command line left out from the environment, then the server's defaults, and validates the
+    /// result with the server's own rules so both report the same sentences.
+    /// </summary>
+    public static ServerOptions Resolve(
+        string? host, int? port, string? dataDirectory, long? maxJobBytes, long? maxBodyBytes, EnvironmentFallback fallback)
+    {
+        var options = new ServerOptions
+        {
+            Host = fallback.String(host, ServeVariables.Host, ServerOptions.DefaultHost),
+            Port = fallback.Int(port, ServeVariables.Port, ServerOptions.DefaultPort, 0, 65535),
+
+            // Absolute, so the start-up line and any error name the directory unambiguously.
+            DataDirectory = Path.GetFullPath(fallback.String(dataDirectory, ServeVariables.Data, ServerOptions.DefaultDataDirectory)),
+            MaxJobBytes = fallback.Long(maxJobBytes, ServeVariables.MaxJobBytes, ServerOptions.DefaultMaxJobBytes, 1, long.MaxValue),
+            MaxBodyBytes = fallback.Long(maxBodyBytes, ServeVariables.MaxBodyBytes, ServerOptions.DefaultMaxBodyBytes, 1, long.MaxValue),
+        };
+
+        try
+        {
+            options.Validate();
+        }
+        catch (ArgumentException exception)
+        {
+            throw new UsageException(exception.Message);
+        }
+
+        return options;
+    }
+
+    /// <summary>Runs the server until SIGTERM/Ctrl-C, which the server handles itself; returns its exit code.</summary>
+    public static Task<int> RunAsync(
+        ServerOptions options, Func<ServerOptions, CancellationToken, Task<int>> runServer, CancellationToken cancellationToken) =>
+        runServer(options, cancellationToken);
+}

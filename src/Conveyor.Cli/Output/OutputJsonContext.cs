@@ -1,0 +1,31 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Conveyor.Client;
+
+namespace Conveyor.Cli.Output;
+
+/// <summary>What <c>get --events --json</c> prints: the job and its history in one document.</summary>
+internal sealed record JobWithEvents(JobInfo Job, IReadOnlyList<JobEvent> Events);
+
+// The --json output: the API's own snake_case shape, indented for people who peek at it, with nulls kept
+// so scripts see every field the server reported.
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
+[JsonSerializable(typeof(JobInfo))]
+[JsonSerializable(typeof(IReadOnlyList<JobInfo>))]
+[JsonSerializable(typeof(JobWithEvents))]
+[JsonSerializable(typeof(JobPage))]
+[JsonSerializable(typeof(QueueInfo))]
+[JsonSerializable(typeof(IReadOnlyList<QueueInfo>))]
+[JsonSerializable(typeof(ServerStats))]
+internal sealed partial class OutputJsonContext : JsonSerializerContext
+{
+    /// <summary>Like <see cref="JsonSerializerContext"/>'s Default, but leaves non-ASCII text and '+', '&lt;' unescaped: this is for terminals, not HTML.</summary>
+    public static OutputJsonContext Terminal { get; } = new(new JsonSerializerOptions
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        NewLine = "\n",
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}

@@ -1,0 +1,3 @@
+using Conveyor.Cli.CommandLine;
+
+return await CliApp.ForConsole().RunAsync(args).ConfigureAwait(false);

@@ -1,0 +1,90 @@
+namespace Conveyor;
+
+/// <summary>A validated job to insert. Times are resolved by the caller (no <c>delay_ms</c> here).</summary>
+public sealed record NewJob
+{
+    public required string Queue { get; init; }
+    public string Kind { get; init; } = "default";
+    public string? PayloadJson { get; init; }
+    public int Priority { get; init; }
+    /// <summary>When the job may run; null means now.</summary>
+    public DateTimeOffset? RunAt { get; init; }
+    public int MaxAttempts { get; init; } = JobLimits.DefaultMaxAttempts;
+    public string? IdempotencyKey { get; init; }
+    public string? PartitionKey { get; init; }
+    public IReadOnlyList<string> Tags { get; init; } = [];
+    public string? TraceParent { get; init; }
+}
+
+/// <summary>Outcome of inserting one job.</summary>
+public readonly record struct InsertedJob(long Id, bool Replayed);
+
+public sealed record LeaseRequest(string Queue, int Max, TimeSpan LeaseDuration, TimeSpan Wait, string? Worker);
+
+/// <summary>Complete or fail one running job. A null token acts on whatever lease is current (admin and compat routes).</summary>
+public sealed record AckRequest
+{
+    public required long Id { get; init; }
+    public string? LeaseToken { get; init; }
+    public bool Success { get; init; }
+    public string? ResultJson { get; init; }
+    public string? Error { get; init; }
+    public string? Stack { get; init; }
+    public TimeSpan? RetryIn { get; init; }
+    public bool Dead { get; init; }
+
+    public static AckRequest Complete(long id, string? token, string? resultJson = null) =>
+        new() { Id = id, LeaseToken = token, Success = true, ResultJson = resultJson };
+
+    public static AckRequest Fail(long id, string? token, string error, string? stack = null, TimeSpan? retryIn = null, bool dead = false) =>
+        new() { Id = id, LeaseToken = token, Success = false, Error = error, Stack = stack, RetryIn = retryIn, Dead = dead };
+}
+
+public enum OutcomeStatus
+{
+    Ok,
+    NotFound,
+    /// <summary>The lease token is not the current one (expired, or another worker holds it).</summary>
+    StaleLease,
+    /// <summary>The job is not in a state that allows the operation.</summary>
+    WrongState,
+}
+
+/// <summary>An expected result of a job operation: endpoints map it to 200/404/409.</summary>
+public readonly record struct JobOutcome(long Id, OutcomeStatus Status, JobState? State, string? Detail)
+{
+    public bool IsOk => Status == OutcomeStatus.Ok;
+    public static JobOutcome Ok(long id, JobState state) => new(id, OutcomeStatus.Ok, state, null);
+    public static JobOutcome NotFound(long id) => new(id, OutcomeStatus.NotFound, null, $"Job {id} was not found.");
+    public static JobOutcome Stale(long id, JobState state) =>
+        new(id, OutcomeStatus.StaleLease, state,
+            $"The lease token for job {id} is not current (the job is {state.ToWire()}): the lease expired or another worker holds it.");
+    public static JobOutcome Wrong(long id, JobState state, string detail) => new(id, OutcomeStatus.WrongState, state, detail);
+}
+
+public sealed record JobQuery
+{
+    public string? Queue { get; init; }
+    public JobState? State { get; init; }
+    public string? Kind { get; init; }
+    public string? Tag { get; init; }
+    /// <summary>Return jobs with an id lower than this (results are newest first).</summary>
+    public long? BeforeId { get; init; }
+    public int Limit { get; init; } = 50;
+}
+
+public sealed record JobPage(IReadOnlyList<Job> Jobs, long? NextBeforeId);
+
+public sealed record QueueInfo(string Name, bool Paused, StateCounts Counts);
+
+/// <summary>Job counts per state.</summary>
+public sealed record StateCounts(long Scheduled, long Available, long Running, long Completed, long Dead, long Cancelled)
+{
+    public static readonly StateCounts Zero = new(0, 0, 0, 0, 0, 0);
+
+    public StateCounts Add(StateCounts other) => new(
+        Scheduled + other.Scheduled, Available + other.Available, Running + other.Running,
+        Completed + other.Completed, Dead + other.Dead, Cancelled + other.Cancelled);
+}
+
+public sealed record StoreStats(IReadOnlyList<QueueInfo> Queues, long EnqueuedSinceStart, long CompletedSinceStart, long FailedSinceStart);

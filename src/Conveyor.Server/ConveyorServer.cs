@@ -1,0 +1,119 @@
+using Conveyor.Server.Http;
+using Conveyor.Storage.Sqlite;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace Conveyor.Server;
+
+/// <summary>Builds and runs the HTTP server on the embedded store. The CLI's <c>serve</c> and the tests start it here.</summary>
+public static class ConveyorServer
+{
+    /// <summary>Starts the server and returns once it is listening.</summary>
+    public static async Task<RunningServer> StartAsync(ServerOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.WebHost.UseUrls($"http://{options.Host}:{options.Port}");
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxBodyBytes);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(options.TimeProvider);
+        builder.Services.AddSingleton<ServerClock>();
+        builder.Services.AddSingleton<IJobStore>(_ => SqliteJobStore.Open(new SqliteStoreOptions
+        {
+            Path = options.DatabasePath,
+            TimeProvider = options.TimeProvider,
+        }));
+        builder.Services.AddProblemDetails();
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        JobEndpoints.Map(app);
+        CompatEndpoints.Map(app);
+        app.MapGet("/healthz", () => Results.Text("ok"));
+
+        // Open the store before listening, so a broken data directory fails the start, not the first request.
+        _ = app.Services.GetRequiredService<IJobStore>();
+        await app.StartAsync(cancellationToken);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new RunningServer(app, new Uri(address));
+    }
+
+    /// <summary>Runs until SIGTERM/Ctrl-C (or cancellation), then drains in-flight commits. Returns the process exit code.</summary>
+    public static async Task<int> RunAsync(ServerOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        try
+        {
+            options.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            await Console.Error.WriteLineAsync($"error: {e.Message}");
+            return 2;
+        }
+        RunningServer server;
+        try
+        {
+            server = await StartAsync(options, cancellationToken);
+        }
+        catch (IOException e)
+        {
+            await Console.Error.WriteLineAsync($"error: cannot listen on {options.Host}:{options.Port}: {e.Message}");
+            return 1;
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            await Console.Error.WriteLineAsync($"error: cannot open the data directory '{options.DataDirectory}': {e.Message}");
+            return 1;
+        }
+        await using (server)
+        {
+            if (options.Out is { } output)
+            {
+                await output.WriteLineAsync($"Conveyor listening on {server.BaseAddress.ToString().TrimEnd('/')} (data: {Path.GetFullPath(options.DataDirectory)})");
+                await output.FlushAsync(cancellationToken);
+            }
+            await server.WaitForShutdownAsync(cancellationToken);
+        }
+        return 0;
+    }
+}
+
+/// <summary>A started server. Disposing it stops it gracefully: no new requests, in-flight commits finish, the store closes.</summary>
+public sealed class RunningServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    internal RunningServer(WebApplication app, Uri baseAddress)
+    {
+        _app = app;
+        BaseAddress = baseAddress;
+    }
+
+    public Uri BaseAddress { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    public async Task WaitForShutdownAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await _app.WaitForShutdownAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested) { }
+    }
+
+    public Task StopAsync() => _app.StopAsync();
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}

@@ -1,0 +1,352 @@
+using System.Text;
+using System.Text.Json;
+
+namespace Conveyor.Server.Http;
+
+/// <summary>The v1 job and queue routes (docs/api.md). Endpoints validate and map outcomes; the store does the work.</summary>
+internal static class JobEndpoints
+{
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        var v1 = app.MapGroup("/v1");
+        v1.MapPost("/queues/{queue}/jobs", EnqueueOne);
+        v1.MapPost("/queues/{queue}/jobs/batch", EnqueueBatch);
+        v1.MapPost("/queues/{queue}/lease", Lease);
+        v1.MapPost("/jobs/{id:long}/heartbeat", Heartbeat);
+        v1.MapPost("/jobs/{id:long}/complete", Complete);
+        v1.MapPost("/jobs/{id:long}/fail", Fail);
+        v1.MapPost("/jobs/ack", Ack);
+        v1.MapPost("/jobs/{id:long}/cancel", Cancel);
+        v1.MapPost("/jobs/{id:long}/retry", Retry);
+        v1.MapGet("/jobs/{id:long}", Get);
+        v1.MapGet("/jobs/{id:long}/events", Events);
+        v1.MapGet("/jobs", Search);
+        v1.MapGet("/queues", Queues);
+        v1.MapPost("/queues/{queue}/pause", (string queue, IJobStore store, CancellationToken ct) => SetPaused(queue, true, store, ct));
+        v1.MapPost("/queues/{queue}/resume", (string queue, IJobStore store, CancellationToken ct) => SetPaused(queue, false, store, ct));
+        v1.MapGet("/stats", Stats);
+    }
+
+    private static async Task<IResult> EnqueueOne(string queue, HttpContext context, IJobStore store, ServerOptions options, TimeProvider time)
+    {
+        if (JobRequests.CheckQueue(queue) is { } bad) return Problems.BadRequest(bad);
+        var (body, tooLarge) = await RequestBody.ReadAsync(context, options.MaxJobBytes);
+        if (body is null) return tooLarge!;
+        using (body)
+        {
+            if (body.IsEmpty) return Problems.BadRequest("The request body is empty: send a JSON object such as {\"kind\": \"email.send\", \"payload\": {}}.");
+            if (!RequestBody.TryParse(body.Span, BodyJson.Default.EnqueueBody, out var request, out var error)) return error!;
+            if (request is null) return Problems.BadRequest("The request body must be a JSON object, not null.");
+            if (!JobRequests.TryBuild(queue, request, time.GetUtcNow(), out var job, out var invalid)) return Problems.BadRequest(invalid!);
+            // Durability checkpoint: the store answers only once the insert is committed and fsynced.
+            var inserted = (await store.JobInsertManyAsync([job], context.RequestAborted))[0];
+            var stored = await store.JobGetAsync(inserted.Id, CancellationToken.None);
+            if (stored is null) return Problems.NotFound($"Job {inserted.Id} was removed before it could be returned.");
+            context.Response.Headers.Location = $"/v1/jobs/{inserted.Id}";
+            return JsonWriterResult.Job(stored, inserted.Replayed ? 200 : 201);
+        }
+    }
+
+    private static async Task<IResult> EnqueueBatch(string queue, HttpContext context, IJobStore store, ServerOptions options, TimeProvider time)
+    {
+        if (JobRequests.CheckQueue(queue) is { } bad) return Problems.BadRequest(bad);
+        var (body, tooLarge) = await RequestBody.ReadAsync(context, options.MaxBodyBytes);
+        if (body is null) return tooLarge!;
+        using (body)
+        {
+            var ndjson = context.Request.ContentType is { } type &&
+                (type.StartsWith("application/x-ndjson", StringComparison.OrdinalIgnoreCase) ||
+                 type.StartsWith("application/jsonl", StringComparison.OrdinalIgnoreCase));
+            var (requests, parseError) = ndjson ? ParseNdjson(body.Memory) : ParseArray(body.Span);
+            if (parseError is not null) return parseError;
+            if (requests!.Count > JobLimits.MaxBatchJobs)
+                return Problems.TooLarge($"A batch may hold at most {JobLimits.MaxBatchJobs:N0} jobs, not {requests.Count:N0}: split it.");
+            var now = time.GetUtcNow();
+            var jobs = new List<NewJob>(requests.Count);
+            for (var i = 0; i < requests.Count; i++)
+            {
+                var (request, size) = requests[i];
+                if (size > options.MaxJobBytes)
+                    return Problems.TooLarge($"Job {i} of the batch is {size:N0} bytes, over the limit of {options.MaxJobBytes:N0} bytes per job.");
+                if (request is null) return Problems.BadRequest($"Job {i} of the batch is null: each must be a JSON object.");
+                if (!JobRequests.TryBuild(queue, request, now, out var job, out var invalid))
+                    return Problems.BadRequest($"Job {i} of the batch is invalid: {invalid} Nothing was enqueued.");
+                jobs.Add(job);
+            }
+            var inserted = await store.JobInsertManyAsync(jobs, context.RequestAborted);
+            return new JsonWriterResult(200, w =>
+            {
+                w.WriteStartObject();
+                w.WriteNumber("count", inserted.Count);
+                w.WriteStartArray("jobs");
+                foreach (var job in inserted)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("id", job.Id);
+                    w.WriteBoolean("replayed", job.Replayed);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            });
+        }
+    }
+
+    private static (List<(EnqueueBody?, long)>?, IResult?) ParseArray(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json);
+        var items = new List<(EnqueueBody?, long)>();
+        try
+        {
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartArray)
+                return (null, Problems.BadRequest("The batch body must be a JSON array of jobs, or NDJSON with Content-Type: application/x-ndjson."));
+            while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+            {
+                var start = reader.TokenStartIndex;
+                var item = JsonSerializer.Deserialize(ref reader, BodyJson.Default.EnqueueBody);
+                items.Add((item, reader.BytesConsumed - start));
+            }
+            if (reader.TokenType != JsonTokenType.EndArray || reader.Read())
+                return (null, Problems.BadRequest("The batch body must hold exactly one JSON array."));
+        }
+        catch (JsonException e)
+        {
+            return (null, Problems.BadRequest($"Job {items.Count} of the batch: {RequestBody.Describe(e)}"));
+        }
+        return (items, null);
+    }
+
+    private static (List<(EnqueueBody?, long)>?, IResult?) ParseNdjson(ReadOnlyMemory<byte> body)
+    {
+        var items = new List<(EnqueueBody?, long)>();
+        var rest = body.Span;
+        var line = 0;
+        while (!rest.IsEmpty)
+        {
+            line++;
+            var end = rest.IndexOf((byte)'\n');
+            var current = end < 0 ? rest : rest[..end];
+            rest = end < 0 ? [] : rest[(end + 1)..];
+            if (current.Trim(" \t\r"u8).IsEmpty) continue;
+            if (!RequestBody.TryParse(current, BodyJson.Default.EnqueueBody, out var item, out _))
+            {
+                return (null, Problems.BadRequest($"Line {line} of the NDJSON body is not a valid job: {Encoding.UTF8.GetString(current[..Math.Min(current.Length, 80)])}"));
+            }
+            items.Add((item, current.Length));
+        }
+        return (items, null);
+    }
+
+    private static async Task<IResult> Lease(string queue, HttpContext context, IJobStore store, IHostApplicationLifetime lifetime)
+    {
+        if (JobRequests.CheckQueue(queue) is { } bad) return Problems.BadRequest(bad);
+        var (body, tooLarge) = await RequestBody.ReadAsync(context, 64 * 1024);
+        if (body is null) return tooLarge!;
+        LeaseBody? request;
+        using (body)
+        {
+            request = new LeaseBody();
+            if (!body.IsEmpty && !RequestBody.TryParse(body.Span, BodyJson.Default.LeaseBody, out request, out var error)) return error!;
+        }
+        if (!JobRequests.TryLease(queue, request ?? new LeaseBody(), out var lease, out var invalid)) return Problems.BadRequest(invalid!);
+        // A long poll ends early when the client goes away or the server is shutting down.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        IReadOnlyList<Job> jobs;
+        try
+        {
+            jobs = await store.JobLeaseAvailableAsync(lease, stop.Token);
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            return Results.NoContent();
+        }
+        return jobs.Count == 0 ? Results.NoContent() : JsonWriterResult.Jobs(jobs);
+    }
+
+    private static async Task<IResult> Heartbeat(long id, HttpContext context, IJobStore store)
+    {
+        var (request, error) = await ParseSmall(context, BodyJson.Default.HeartbeatBody);
+        if (request is null) return error!;
+        if (string.IsNullOrEmpty(request.LeaseToken)) return Problems.BadRequest($"lease_token is required to heartbeat job {id}.");
+        if (!JobRequests.TryExtend(request.ExtendMs, out var extend, out var invalid)) return Problems.BadRequest(invalid!);
+        var outcome = await store.JobHeartbeatAsync(id, request.LeaseToken, extend, request.Progress?.GetRawText(), context.RequestAborted);
+        return await JobOrProblem(outcome, store);
+    }
+
+    private static async Task<IResult> Complete(long id, HttpContext context, IJobStore store, ServerOptions options)
+    {
+        var (request, error) = await ParseSmall(context, BodyJson.Default.CompleteBody, options.MaxJobBytes);
+        if (request is null) return error!;
+        if (!JobRequests.TryComplete(id, request, out var ack, out var invalid)) return Problems.BadRequest(invalid!);
+        var outcome = (await store.JobAckManyAsync([ack], context.RequestAborted))[0];
+        return await JobOrProblem(outcome, store);
+    }
+
+    private static async Task<IResult> Fail(long id, HttpContext context, IJobStore store, ServerOptions options)
+    {
+        var (request, error) = await ParseSmall(context, BodyJson.Default.FailBody, options.MaxJobBytes);
+        if (request is null) return error!;
+        if (!JobRequests.TryFail(id, request, out var ack, out var invalid)) return Problems.BadRequest(invalid!);
+        var outcome = (await store.JobAckManyAsync([ack], context.RequestAborted))[0];
+        return await JobOrProblem(outcome, store);
+    }
+
+    private static async Task<IResult> Ack(HttpContext context, IJobStore store, ServerOptions options)
+    {
+        var (request, error) = await ParseSmall(context, BodyJson.Default.AckBody, options.MaxBodyBytes);
+        if (request is null) return error!;
+        var acks = new List<AckRequest>((request.Complete?.Count ?? 0) + (request.Fail?.Count ?? 0));
+        foreach (var (item, i) in (request.Complete ?? []).Select((c, i) => (c, i)))
+        {
+            if (item.Id is not { } id) return Problems.BadRequest($"complete[{i}] needs an id.");
+            if (!JobRequests.TryComplete(id, item, out var ack, out var invalid)) return Problems.BadRequest($"complete[{i}]: {invalid}");
+            acks.Add(ack);
+        }
+        foreach (var (item, i) in (request.Fail ?? []).Select((f, i) => (f, i)))
+        {
+            if (item.Id is not { } id) return Problems.BadRequest($"fail[{i}] needs an id.");
+            if (!JobRequests.TryFail(id, item, out var ack, out var invalid)) return Problems.BadRequest($"fail[{i}]: {invalid}");
+            acks.Add(ack);
+        }
+        if (acks.Count > JobLimits.MaxBatchJobs)
+            return Problems.TooLarge($"One ack may carry at most {JobLimits.MaxBatchJobs:N0} items, not {acks.Count:N0}.");
+        var outcomes = await store.JobAckManyAsync(acks, context.RequestAborted);
+        return new JsonWriterResult(200, w =>
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("results");
+            foreach (var o in outcomes)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("id", o.Id);
+                w.WriteNumber("status", Problems.StatusCode(o));
+                if (o.State is { } state) w.WriteString("state", state.ToWire()); else w.WriteNull("state");
+                if (o.Detail is { } detail) w.WriteString("detail", detail); else w.WriteNull("detail");
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+    }
+
+    private static async Task<IResult> Cancel(long id, IJobStore store, CancellationToken ct) =>
+        await JobOrProblem(await store.JobCancelAsync(id, ct), store);
+
+    private static async Task<IResult> Retry(long id, IJobStore store, CancellationToken ct) =>
+        await JobOrProblem(await store.JobRetryAsync(id, ct), store);
+
+    private static async Task<IResult> Get(long id, IJobStore store, CancellationToken ct) =>
+        await store.JobGetAsync(id, ct) is { } job ? JsonWriterResult.Job(job) : Problems.NotFound($"Job {id} was not found.");
+
+    private static async Task<IResult> Events(long id, IJobStore store, CancellationToken ct)
+    {
+        var events = await store.JobEventsAsync(id, ct);
+        if (events is null) return Problems.NotFound($"Job {id} was not found.");
+        return new JsonWriterResult(200, w =>
+        {
+            w.WriteStartArray();
+            foreach (var e in events) JobJson.WriteEvent(w, e);
+            w.WriteEndArray();
+        });
+    }
+
+    private static async Task<IResult> Search(HttpContext context, IJobStore store)
+    {
+        var q = context.Request.Query;
+        string? queue = q["queue"], stateText = q["state"], kind = q["kind"], tag = q["tag"], cursor = q["cursor"], limitText = q["limit"];
+        if (queue is not null && JobRequests.CheckQueue(queue) is { } bad) return Problems.BadRequest(bad);
+        JobState? state = null;
+        if (stateText is not null)
+        {
+            if (!JobStates.TryParse(stateText, out var parsed))
+                return Problems.BadRequest($"state '{JobRequests.Truncate(stateText)}' is not one of scheduled, available, running, completed, dead, cancelled.");
+            state = parsed;
+        }
+        long? before = null;
+        if (cursor is not null)
+        {
+            if (!long.TryParse(cursor, out var c) || c < 1) return Problems.BadRequest("cursor is not valid: pass back the next_cursor of the previous page.");
+            before = c;
+        }
+        var limit = 50;
+        if (limitText is not null && (!int.TryParse(limitText, out limit) || limit < 1 || limit > JobLimits.MaxSearchLimit))
+            return Problems.BadRequest($"limit must be a number between 1 and {JobLimits.MaxSearchLimit}.");
+        var page = await store.JobSearchAsync(new JobQuery { Queue = queue, State = state, Kind = kind, Tag = tag, BeforeId = before, Limit = limit },
+            context.RequestAborted);
+        return new JsonWriterResult(200, w =>
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("jobs");
+            foreach (var job in page.Jobs) JobJson.Write(w, job);
+            w.WriteEndArray();
+            if (page.NextBeforeId is { } next) w.WriteString("next_cursor", next.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            else w.WriteNull("next_cursor");
+            w.WriteEndObject();
+        });
+    }
+
+    private static async Task<IResult> Queues(IJobStore store, CancellationToken ct)
+    {
+        var queues = await store.QueueListAsync(ct);
+        return new JsonWriterResult(200, w =>
+        {
+            w.WriteStartArray();
+            foreach (var queue in queues) JobJson.WriteQueue(w, queue);
+            w.WriteEndArray();
+        });
+    }
+
+    private static async Task<IResult> SetPaused(string queue, bool paused, IJobStore store, CancellationToken ct)
+    {
+        if (JobRequests.CheckQueue(queue) is { } bad) return Problems.BadRequest(bad);
+        var info = await store.QueueSetPausedAsync(queue, paused, ct);
+        return new JsonWriterResult(200, w => JobJson.WriteQueue(w, info));
+    }
+
+    private static async Task<IResult> Stats(IJobStore store, ServerClock clock, CancellationToken ct)
+    {
+        var stats = await store.StatsAsync(ct);
+        var total = stats.Queues.Aggregate(StateCounts.Zero, (sum, q) => sum.Add(q.Counts));
+        return new JsonWriterResult(200, w =>
+        {
+            w.WriteStartObject();
+            w.WriteNumber("uptime_ms", clock.UptimeMs);
+            w.WriteNumber("queues", stats.Queues.Count);
+            JobJson.WriteCounts(w, "counts", total);
+            w.WriteNumber("enqueued", stats.EnqueuedSinceStart);
+            w.WriteNumber("completed", stats.CompletedSinceStart);
+            w.WriteNumber("failed", stats.FailedSinceStart);
+            w.WriteEndObject();
+        });
+    }
+
+    private static async Task<IResult> JobOrProblem(JobOutcome outcome, IJobStore store)
+    {
+        if (!outcome.IsOk) return Problems.From(outcome);
+        return await store.JobGetAsync(outcome.Id, CancellationToken.None) is { } job
+            ? JsonWriterResult.Job(job)
+            : Problems.NotFound($"Job {outcome.Id} was not found.");
+    }
+
+    /// <summary>Reads a small JSON body; an empty body is refused since these routes need a lease token.</summary>
+    private static async Task<(T?, IResult?)> ParseSmall<T>(HttpContext context, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, long limit = 64 * 1024)
+        where T : class
+    {
+        var (body, tooLarge) = await RequestBody.ReadAsync(context, limit);
+        if (body is null) return (null, tooLarge);
+        using (body)
+        {
+            if (body.IsEmpty) return (null, Problems.BadRequest("The request body is empty: send a JSON object with the lease_token you got from the lease."));
+            if (!RequestBody.TryParse(body.Span, type, out var value, out var error)) return (null, error);
+            return value is null ? (null, Problems.BadRequest("The request body must be a JSON object, not null.")) : (value, null);
+        }
+    }
+}
+
+/// <summary>When this process started, for uptime figures.</summary>
+internal sealed class ServerClock(TimeProvider time)
+{
+    private readonly long _started = time.GetTimestamp();
+
+    public long UptimeMs => (long)time.GetElapsedTime(_started).TotalMilliseconds;
+}

@@ -1,0 +1,43 @@
+namespace Conveyor.Server;
+
+/// <summary>Settings of one server process. Defaults are what <c>conveyor serve</c> uses with no options.</summary>
+public sealed class ServerOptions
+{
+    public const string DefaultHost = "127.0.0.1";
+    public const int DefaultPort = 5080;
+    public const string DefaultDataDirectory = "./conveyor-data";
+    public const long DefaultMaxJobBytes = 1024 * 1024;
+    public const long DefaultMaxBodyBytes = 64 * 1024 * 1024;
+
+    public string Host { get; init; } = DefaultHost;
+
+    /// <summary>0 picks a free port; the chosen one is printed and available from <see cref="RunningServer.BaseAddress"/>.</summary>
+    public int Port { get; init; } = DefaultPort;
+
+    /// <summary>Directory of the embedded store; the database is <c>conveyor.db</c> inside it.</summary>
+    public string DataDirectory { get; init; } = DefaultDataDirectory;
+
+    /// <summary>Largest request for one job (single enqueue), and largest single job inside a batch.</summary>
+    public long MaxJobBytes { get; init; } = DefaultMaxJobBytes;
+
+    /// <summary>Largest request body of any kind (batches).</summary>
+    public long MaxBodyBytes { get; init; } = DefaultMaxBodyBytes;
+
+    /// <summary>Time source for the store; tests pass a fake.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Where the startup line goes; null writes nothing.</summary>
+    public TextWriter? Out { get; init; } = Console.Out;
+
+    public string DatabasePath => Path.Combine(DataDirectory, "conveyor.db");
+
+    /// <summary>Throws with a sentence a person can act on when a setting is out of range.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Host)) throw new ArgumentException("--host must not be empty; use 127.0.0.1 for this machine only or 0.0.0.0 for all interfaces.");
+        if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be between 0 and 65535, not {Port}.");
+        if (string.IsNullOrWhiteSpace(DataDirectory)) throw new ArgumentException("--data must name a directory for the database.");
+        if (MaxJobBytes < 1024) throw new ArgumentException($"--max-job-bytes must be at least 1024, not {MaxJobBytes}.");
+        if (MaxBodyBytes < MaxJobBytes) throw new ArgumentException($"--max-body-bytes ({MaxBodyBytes}) must be at least --max-job-bytes ({MaxJobBytes}).");
+    }
+}

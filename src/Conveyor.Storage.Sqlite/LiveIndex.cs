@@ -1,0 +1,275 @@
+namespace Conveyor.Storage.Sqlite;
+
+/// <summary>
+/// The in-memory picture of every unfinished job: ready heaps per queue, the scheduled heap, the lease heap,
+/// partition lines and counts. Leasing is a heap pop here, never a table scan. Leases exist only here: a crash
+/// forgets them and the jobs are simply available again after restart (still at-least-once, DESIGN.md §5).
+/// Every member must be called while holding <see cref="Gate"/>.
+/// </summary>
+internal sealed class LiveIndex
+{
+    public readonly Lock Gate = new();
+
+    private readonly Dictionary<long, LiveJob> _jobs = [];
+    private readonly Dictionary<string, QueueLine> _queues = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Queue, string Key), SortedSet<long>> _partitions = [];
+    // Heaps use lazy deletion: an entry is valid only while its version matches the job's.
+    private readonly PriorityQueue<(LiveJob Job, int Version), long> _scheduled = new();
+    private readonly PriorityQueue<(LiveJob Job, int Version), long> _leases = new();
+
+    public IEnumerable<QueueLine> Queues => _queues.Values;
+
+    public int Count => _jobs.Count;
+
+    public LiveJob? Find(long id) => _jobs.GetValueOrDefault(id);
+
+    public QueueLine Queue(string name)
+    {
+        if (!_queues.TryGetValue(name, out var line))
+        {
+            line = new QueueLine(name);
+            _queues[name] = line;
+        }
+        return line;
+    }
+
+    public QueueLine? FindQueue(string name) => _queues.GetValueOrDefault(name);
+
+    /// <summary>Adds a committed waiting job (new, loaded at start, or retried by hand).</summary>
+    public void Add(LiveJob job, long nowMs)
+    {
+        _jobs.Add(job.Id, job);
+        if (job.PartitionKey is { } key)
+        {
+            var k = (job.Queue.Name, key);
+            if (!_partitions.TryGetValue(k, out var ids)) _partitions[k] = ids = [];
+            ids.Add(job.Id);
+        }
+        job.State = JobState.Scheduled;
+        job.Queue.Scheduled++;
+        Wait(job, nowMs);
+    }
+
+    /// <summary>Puts a job that is not running back to wait for its run_at (scheduled or available).</summary>
+    private void Wait(LiveJob job, long nowMs)
+    {
+        if (job.RunAtMs > nowMs)
+        {
+            SetState(job, JobState.Scheduled);
+            _scheduled.Enqueue((job, ++job.Version), job.RunAtMs);
+        }
+        else
+        {
+            SetState(job, JobState.Available);
+            OfferIfEligible(job);
+        }
+    }
+
+    private void SetState(LiveJob job, JobState state)
+    {
+        if (job.State == state) return;
+        job.Queue.Adjust(job.State, -1);
+        job.Queue.Adjust(state, +1);
+        job.State = state;
+    }
+
+    private bool IsPartitionHead(LiveJob job) =>
+        job.PartitionKey is not { } key || _partitions[(job.Queue.Name, key)].Min == job.Id;
+
+    /// <summary>Pushes an available job into its queue's ready heap when nothing earlier in its partition blocks it.</summary>
+    private void OfferIfEligible(LiveJob job)
+    {
+        if (job.State != JobState.Available || job.Settling || !IsPartitionHead(job)) return;
+        job.Queue.Ready.Enqueue((job, ++job.Version), new ReadyKey(-job.Priority, job.RunAtMs, job.Id));
+        job.Queue.Signal();
+    }
+
+    public List<LiveJob> Lease(QueueLine queue, int max, long nowMs, long leaseMs, string? owner)
+    {
+        var picked = new List<LiveJob>(Math.Min(max, 64));
+        if (queue.Paused) return picked;
+        while (picked.Count < max && queue.Ready.TryDequeue(out var entry, out _))
+        {
+            var job = entry.Job;
+            if (entry.Version != job.Version || job.State != JobState.Available || job.Settling) continue;
+            SetState(job, JobState.Running);
+            job.Attempt++;
+            job.LeaseToken = Guid.NewGuid().ToString("N");
+            job.LeaseOwner = owner;
+            job.StartedMs = nowMs;
+            job.LeaseExpiresMs = nowMs + leaseMs;
+            job.ProgressJson = null;
+            _leases.Enqueue((job, ++job.Version), job.LeaseExpiresMs);
+            picked.Add(job);
+        }
+        return picked;
+    }
+
+    public void Extend(LiveJob job, long expiresMs)
+    {
+        job.LeaseExpiresMs = expiresMs;
+        _leases.Enqueue((job, ++job.Version), expiresMs);
+    }
+
+    /// <summary>Moves scheduled jobs whose run_at has come to available.</summary>
+    public void PromoteDue(long nowMs)
+    {
+        while (_scheduled.TryPeek(out var entry, out var runAt) && runAt <= nowMs)
+        {
+            _scheduled.Dequeue();
+            var job = entry.Job;
+            if (entry.Version != job.Version || job.State != JobState.Scheduled || job.Settling) continue;
+            SetState(job, JobState.Available);
+            OfferIfEligible(job);
+        }
+    }
+
+    /// <summary>Takes the running jobs whose lease has expired off their workers. The caller records each durably.</summary>
+    public List<LiveJob> TakeExpiredLeases(long nowMs)
+    {
+        List<LiveJob>? expired = null;
+        while (_leases.TryPeek(out var entry, out var expiresAt) && expiresAt <= nowMs)
+        {
+            _leases.Dequeue();
+            var job = entry.Job;
+            if (entry.Version != job.Version || job.State != JobState.Running || job.Settling) continue;
+            (expired ??= []).Add(job);
+        }
+        return expired ?? [];
+    }
+
+    /// <summary>After a lease expired with attempts left: the job is available again, its attempt counted.</summary>
+    public void ReleaseExpired(LiveJob job, long nowMs)
+    {
+        job.LeaseToken = null;
+        job.LeaseOwner = null;
+        job.ProgressJson = null;
+        job.RunAtMs = Math.Min(job.RunAtMs, nowMs);
+        Wait(job, nowMs);
+    }
+
+    /// <summary>After a durable failure with a retry: back to scheduled until <paramref name="runAtMs"/>.</summary>
+    public void Reschedule(LiveJob job, long runAtMs, long nowMs)
+    {
+        job.Settling = false;
+        job.LeaseToken = null;
+        job.LeaseOwner = null;
+        job.ProgressJson = null;
+        job.RunAtMs = runAtMs;
+        Wait(job, nowMs);
+    }
+
+    /// <summary>After a durable finish: the job leaves memory and the next job of its partition may run.</summary>
+    public void Finish(LiveJob job, JobState finalState)
+    {
+        if (!_jobs.Remove(job.Id)) return;
+        job.Queue.Adjust(job.State, -1);
+        job.Queue.Adjust(finalState, +1);
+        job.State = finalState;
+        job.Version++;
+        if (job.PartitionKey is { } key)
+        {
+            var k = (job.Queue.Name, key);
+            var ids = _partitions[k];
+            var wasHead = ids.Min == job.Id;
+            ids.Remove(job.Id);
+            if (ids.Count == 0) _partitions.Remove(k);
+            else if (wasHead && _jobs.TryGetValue(ids.Min, out var next)) OfferIfEligible(next);
+        }
+    }
+
+    /// <summary>Undoes <see cref="LiveJob.Settling"/> when the durable write failed.</summary>
+    public void Unsettle(LiveJob job)
+    {
+        job.Settling = false;
+        if (job.State == JobState.Available) OfferIfEligible(job);
+    }
+
+    public void SetPaused(QueueLine queue, bool paused)
+    {
+        queue.Paused = paused;
+        if (!paused) queue.Signal();
+    }
+
+    public IEnumerable<LiveJob> Running(QueueLine? queue) =>
+        _jobs.Values.Where(j => j.State == JobState.Running && (queue is null || j.Queue == queue));
+}
+
+/// <summary>Ready order: higher priority first, then earlier run_at, then lower id.</summary>
+internal readonly record struct ReadyKey(int NegPriority, long RunAtMs, long Id) : IComparable<ReadyKey>
+{
+    public int CompareTo(ReadyKey other)
+    {
+        var c = NegPriority.CompareTo(other.NegPriority);
+        if (c != 0) return c;
+        c = RunAtMs.CompareTo(other.RunAtMs);
+        return c != 0 ? c : Id.CompareTo(other.Id);
+    }
+}
+
+internal sealed class QueueLine(string name)
+{
+    public string Name { get; } = name;
+    public bool Paused { get; set; }
+    public readonly PriorityQueue<(LiveJob Job, int Version), ReadyKey> Ready = new();
+    public long Scheduled, Available, Running, Completed, Dead, Cancelled;
+    private List<TaskCompletionSource>? _waiters;
+
+    public StateCounts Counts => new(Scheduled, Available, Running, Completed, Dead, Cancelled);
+
+    public void Adjust(JobState state, long delta)
+    {
+        switch (state)
+        {
+            case JobState.Scheduled: Scheduled += delta; break;
+            case JobState.Available: Available += delta; break;
+            case JobState.Running: Running += delta; break;
+            case JobState.Completed: Completed += delta; break;
+            case JobState.Dead: Dead += delta; break;
+            case JobState.Cancelled: Cancelled += delta; break;
+        }
+    }
+
+    /// <summary>Registers a long-polling lease; it is woken when a job may be leasable here.</summary>
+    public TaskCompletionSource AddWaiter()
+    {
+        var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        (_waiters ??= []).Add(waiter);
+        return waiter;
+    }
+
+    public void RemoveWaiter(TaskCompletionSource waiter) => _waiters?.Remove(waiter);
+
+    public void Signal()
+    {
+        if (_waiters is not { Count: > 0 } waiters) return;
+        foreach (var waiter in waiters) waiter.TrySetResult();
+        waiters.Clear();
+    }
+}
+
+internal sealed class LiveJob(long id, QueueLine queue, int priority, long runAtMs, int attempt, int maxAttempts, string? partitionKey)
+{
+    public long Id { get; } = id;
+    public QueueLine Queue { get; } = queue;
+    public int Priority { get; } = priority;
+    public string? PartitionKey { get; } = partitionKey;
+    public int MaxAttempts { get; } = maxAttempts;
+    public long RunAtMs { get; set; } = runAtMs;
+    public int Attempt { get; set; } = attempt;
+    public JobState State { get; set; } = JobState.Scheduled;
+    public int Version { get; set; }
+    /// <summary>A durable finish (complete, fail, cancel) is in flight: not leasable, not reapable.</summary>
+    public bool Settling { get; set; }
+    public string? LeaseToken { get; set; }
+    public string? LeaseOwner { get; set; }
+    public long LeaseExpiresMs { get; set; }
+    public long StartedMs { get; set; }
+    public string? ProgressJson { get; set; }
+
+    public LiveView View() => new(State, Attempt, RunAtMs, LeaseToken, LeaseOwner, LeaseExpiresMs, StartedMs, ProgressJson);
+}
+
+/// <summary>A copy of a live job's fields, taken under the gate, to lay over its stored row.</summary>
+internal readonly record struct LiveView(
+    JobState State, int Attempt, long RunAtMs, string? LeaseToken, string? LeaseOwner, long LeaseExpiresMs, long StartedMs, string? ProgressJson);

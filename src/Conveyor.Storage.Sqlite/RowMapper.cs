@@ -1,0 +1,124 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+
+namespace Conveyor.Storage.Sqlite;
+
+/// <summary>Turns a <see cref="JobsTable.Columns"/> row into a <see cref="Job"/>, laying the live lease over it.</summary>
+internal static class RowMapper
+{
+    public static Job ToJob(SqliteDataReader r, LiveView? live, long nowMs)
+    {
+        var storedState = r.GetInt32(3);
+        var runAtMs = r.GetInt64(6);
+        var attempt = r.GetInt32(7);
+        long? startedMs = r.IsDBNull(17) ? null : r.GetInt64(17);
+        JobState state;
+        JobLease? lease = null;
+        string? progress = null;
+        if (storedState != JobsTable.Waiting)
+        {
+            state = (JobState)storedState;
+        }
+        else if (live is { } view)
+        {
+            // The live index is ahead of the row for leases and lease expiry, never behind it.
+            attempt = Math.Max(attempt, view.Attempt);
+            runAtMs = view.RunAtMs;
+            if (view.State == JobState.Running && view.LeaseToken is not null)
+            {
+                state = JobState.Running;
+                lease = new JobLease(view.LeaseToken, view.LeaseOwner, FromMs(view.LeaseExpiresMs));
+                startedMs = view.StartedMs;
+                progress = view.ProgressJson;
+            }
+            else
+            {
+                state = runAtMs > nowMs ? JobState.Scheduled : JobState.Available;
+            }
+        }
+        else
+        {
+            state = runAtMs > nowMs ? JobState.Scheduled : JobState.Available;
+        }
+
+        return new Job
+        {
+            Id = r.GetInt64(0),
+            Queue = r.GetString(1),
+            Kind = r.GetString(2),
+            State = state,
+            PayloadJson = r.IsDBNull(4) ? null : r.GetString(4),
+            Priority = r.GetInt32(5),
+            RunAt = FromMs(runAtMs),
+            Attempt = attempt,
+            MaxAttempts = r.GetInt32(8),
+            IdempotencyKey = r.IsDBNull(9) ? null : r.GetString(9),
+            PartitionKey = r.IsDBNull(10) ? null : r.GetString(10),
+            Tags = r.IsDBNull(11) ? [] : ParseTags(r.GetString(11)),
+            ResultJson = r.IsDBNull(12) ? null : r.GetString(12),
+            ErrorsJson = r.IsDBNull(13) ? null : r.GetString(13),
+            TraceParent = r.IsDBNull(14) ? null : r.GetString(14),
+            CreatedAt = FromMs(r.GetInt64(15)),
+            UpdatedAt = FromMs(r.GetInt64(16)),
+            StartedAt = startedMs is { } s ? FromMs(s) : null,
+            FinishedAt = r.IsDBNull(18) ? null : FromMs(r.GetInt64(18)),
+            Lease = lease,
+            ProgressJson = progress,
+        };
+    }
+
+    public static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+
+    public static string[] ParseTags(string json)
+    {
+        var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(json));
+        var tags = new List<string>();
+        while (reader.Read())
+        {
+            if (reader.TokenType == JsonTokenType.String) tags.Add(reader.GetString()!);
+        }
+        return [.. tags];
+    }
+
+    public static string? TagsToJson(IReadOnlyList<string> tags)
+    {
+        if (tags.Count == 0) return null;
+        var buffer = new ArrayBufferWriter<byte>(64);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartArray();
+            foreach (var tag in tags) w.WriteStringValue(tag);
+            w.WriteEndArray();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>One entry of the <c>errors</c> array.</summary>
+    public static string ErrorEntry(int attempt, long atMs, string message, string? stack)
+    {
+        var buffer = new ArrayBufferWriter<byte>(128);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteNumber("attempt", attempt);
+            w.WriteString("at", FromMs(atMs).UtcDateTime);
+            w.WriteString("message", message);
+            if (stack is null) w.WriteNull("stack"); else w.WriteString("stack", stack);
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    public static string IdsToJson(IEnumerable<long> ids)
+    {
+        var sb = new StringBuilder("[");
+        foreach (var id in ids)
+        {
+            if (sb.Length > 1) sb.Append(',');
+            sb.Append(id);
+        }
+        return sb.Append(']').ToString();
+    }
+}

@@ -1,0 +1,103 @@
+using Microsoft.Data.Sqlite;
+
+namespace Conveyor.Storage.Sqlite;
+
+/// <summary>Versioned migrations, applied in order at start inside one transaction each.</summary>
+internal static class Schema
+{
+    // Append only: a released migration never changes.
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE queues (
+            name       TEXT PRIMARY KEY,
+            paused     INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
+        CREATE TABLE jobs (
+            id              INTEGER PRIMARY KEY AUTOINCREMENT,
+            queue           TEXT    NOT NULL,
+            kind            TEXT    NOT NULL,
+            state           INTEGER NOT NULL,  -- JobsTable.Waiting | Completed | Dead | Cancelled
+            priority        INTEGER NOT NULL,
+            run_at          INTEGER NOT NULL,  -- unix ms
+            attempt         INTEGER NOT NULL,
+            max_attempts    INTEGER NOT NULL,
+            payload         TEXT,
+            result          TEXT,
+            errors          TEXT,              -- JSON array
+            idempotency_key TEXT,
+            partition_key   TEXT,
+            tags            TEXT,              -- JSON array
+            trace_parent    TEXT,
+            created_at      INTEGER NOT NULL,
+            updated_at      INTEGER NOT NULL,
+            started_at      INTEGER,
+            finished_at     INTEGER
+        );
+        CREATE UNIQUE INDEX jobs_idempotency ON jobs (queue, idempotency_key) WHERE idempotency_key IS NOT NULL;
+        CREATE INDEX jobs_queue_state ON jobs (queue, state, id);
+
+        CREATE TABLE job_events (
+            job_id  INTEGER NOT NULL,
+            at      INTEGER NOT NULL,
+            type    TEXT    NOT NULL,
+            state   INTEGER NOT NULL,  -- JobState after the event
+            attempt INTEGER NOT NULL,
+            message TEXT
+        );
+        CREATE INDEX job_events_job ON job_events (job_id);
+        """,
+    ];
+
+    public static int LatestVersion => Migrations.Length;
+
+    public static void Migrate(SqliteConnection connection)
+    {
+        Exec(connection, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+        using var read = connection.CreateCommand();
+        read.CommandText = "SELECT coalesce(max(version), 0) FROM schema_version";
+        var current = Convert.ToInt32(read.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        if (current > Migrations.Length)
+        {
+            throw new InvalidOperationException(
+                $"The database is at schema version {current}, newer than this Conveyor knows ({Migrations.Length}). Run a newer Conveyor.");
+        }
+        for (var version = current + 1; version <= Migrations.Length; version++)
+        {
+            Exec(connection, "BEGIN IMMEDIATE");
+            try
+            {
+                Exec(connection, Migrations[version - 1]);
+                Exec(connection, $"INSERT INTO schema_version (version) VALUES ({version})");
+                Exec(connection, "COMMIT");
+            }
+            catch
+            {
+                Exec(connection, "ROLLBACK");
+                throw;
+            }
+        }
+    }
+
+    internal static void Exec(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+}
+
+/// <summary>The stored <c>jobs.state</c> values. Running is never stored: leases live in memory (see SqliteJobStore).</summary>
+internal static class JobsTable
+{
+    public const int Waiting = 0;
+    public const int Completed = (int)JobState.Completed;
+    public const int Dead = (int)JobState.Dead;
+    public const int Cancelled = (int)JobState.Cancelled;
+
+    public const string Columns =
+        "id, queue, kind, state, payload, priority, run_at, attempt, max_attempts, idempotency_key, partition_key, " +
+        "tags, result, errors, trace_parent, created_at, updated_at, started_at, finished_at";
+}

@@ -1,0 +1,31 @@
+namespace Conveyor.Storage.Sqlite;
+
+/// <summary>Settings of the embedded store; validated when the store opens.</summary>
+public sealed class SqliteStoreOptions
+{
+    /// <summary>The database file. Its directory is created when missing.</summary>
+    public required string Path { get; init; }
+
+    public RetryPolicy RetryPolicy { get; init; } = RetryPolicy.Default;
+
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Most write requests folded into one transaction (one fsync).</summary>
+    public int MaxOpsPerCommit { get; init; } = 512;
+
+    /// <summary>How often the scheduler promotes due jobs and the reaper expires leases.</summary>
+    public TimeSpan MaintenanceInterval { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Run the maintenance loop in the background. Tests turn it off and call it themselves.</summary>
+    public bool RunMaintenanceLoop { get; init; } = true;
+
+    /// <summary>Readers kept open for concurrent reads.</summary>
+    public int MaxIdleReaders { get; init; } = 16;
+
+    internal void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Path)) throw new ArgumentException("The SQLite store needs a file path; set Path (the server uses <data>/conveyor.db).");
+        if (MaxOpsPerCommit < 1) throw new ArgumentException($"MaxOpsPerCommit must be at least 1, not {MaxOpsPerCommit}.");
+        if (MaintenanceInterval <= TimeSpan.Zero) throw new ArgumentException("MaintenanceInterval must be positive.");
+    }
+}

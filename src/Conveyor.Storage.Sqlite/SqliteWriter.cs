@@ -1,0 +1,176 @@
+using Microsoft.Data.Sqlite;
+
+namespace Conveyor.Storage.Sqlite;
+
+/// <summary>
+/// The one connection that writes, with its statements prepared once. Used only by the writer loop.
+/// Transactions are plain BEGIN/COMMIT statements so that prepared commands need no transaction object.
+/// </summary>
+internal sealed class SqliteWriter : IDisposable
+{
+    private readonly SqliteConnection _connection;
+    private readonly SqliteCommand _begin, _commit, _rollback;
+    private readonly SqliteCommand _insertJob, _findIdempotent, _upsertQueue, _setPaused;
+    private readonly SqliteCommand _complete, _retryLater, _dead, _cancel, _insertEvent, _updateAttempt;
+    private readonly SqliteCommand _readForRetry, _requeue;
+    private readonly HashSet<string> _knownQueues = new(StringComparer.Ordinal);
+    private readonly List<string> _queuesAddedInTransaction = [];
+    private long _nextId;
+    private long _nextIdAtBegin;
+
+    public SqliteWriter(SqliteConnection connection)
+    {
+        _connection = connection;
+        _begin = Command("BEGIN IMMEDIATE");
+        _commit = Command("COMMIT");
+        _rollback = Command("ROLLBACK");
+        _insertJob = Command(
+            "INSERT INTO jobs (id, queue, kind, state, priority, run_at, attempt, max_attempts, payload, idempotency_key, partition_key, " +
+            "tags, trace_parent, created_at, updated_at) VALUES ($id, $queue, $kind, 0, $priority, $run_at, 0, $max_attempts, $payload, " +
+            "$idempotency_key, $partition_key, $tags, $trace_parent, $now, $now)",
+            "$id", "$queue", "$kind", "$priority", "$run_at", "$max_attempts", "$payload", "$idempotency_key", "$partition_key", "$tags",
+            "$trace_parent", "$now");
+        _findIdempotent = Command("SELECT id FROM jobs WHERE queue = $queue AND idempotency_key = $key", "$queue", "$key");
+        _upsertQueue = Command("INSERT INTO queues (name, paused, created_at) VALUES ($name, 0, $now) ON CONFLICT DO NOTHING", "$name", "$now");
+        _setPaused = Command(
+            "INSERT INTO queues (name, paused, created_at) VALUES ($name, $paused, $now) ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+            "$name", "$paused", "$now");
+        _complete = Command(
+            $"UPDATE jobs SET state = {JobsTable.Completed}, attempt = $attempt, result = $result, started_at = $started, finished_at = $now, " +
+            "updated_at = $now WHERE id = $id",
+            "$id", "$attempt", "$result", "$started", "$now");
+        _retryLater = Command(
+            "UPDATE jobs SET run_at = $run_at, attempt = $attempt, errors = json_insert(coalesce(errors, '[]'), '$[#]', json($error)), " +
+            "started_at = $started, updated_at = $now WHERE id = $id",
+            "$id", "$run_at", "$attempt", "$error", "$started", "$now");
+        _dead = Command(
+            $"UPDATE jobs SET state = {JobsTable.Dead}, attempt = $attempt, errors = json_insert(coalesce(errors, '[]'), '$[#]', json($error)), " +
+            "started_at = $started, finished_at = $now, updated_at = $now WHERE id = $id",
+            "$id", "$attempt", "$error", "$started", "$now");
+        _cancel = Command(
+            $"UPDATE jobs SET state = {JobsTable.Cancelled}, attempt = $attempt, finished_at = $now, updated_at = $now WHERE id = $id",
+            "$id", "$attempt", "$now");
+        _updateAttempt = Command("UPDATE jobs SET attempt = $attempt, started_at = $started, updated_at = $now WHERE id = $id",
+            "$id", "$attempt", "$started", "$now");
+        _insertEvent = Command(
+            "INSERT INTO job_events (job_id, at, type, state, attempt, message) VALUES ($id, $at, $type, $state, $attempt, $message)",
+            "$id", "$at", "$type", "$state", "$attempt", "$message");
+        _readForRetry = Command("SELECT state, queue, priority, max_attempts, partition_key FROM jobs WHERE id = $id", "$id");
+        _requeue = Command(
+            "UPDATE jobs SET state = 0, attempt = 0, run_at = $now, started_at = NULL, finished_at = NULL, updated_at = $now WHERE id = $id",
+            "$id", "$now");
+
+        using (var q = _connection.CreateCommand())
+        {
+            q.CommandText = "SELECT name FROM queues";
+            using var r = q.ExecuteReader();
+            while (r.Read()) _knownQueues.Add(r.GetString(0));
+        }
+        using (var q = _connection.CreateCommand())
+        {
+            // Ids are assigned here so responses need no read-back; AUTOINCREMENT keeps them from ever being reused.
+            q.CommandText = "SELECT max(coalesce((SELECT max(id) FROM jobs), 0), coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0))";
+            _nextId = Convert.ToInt64(q.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) + 1;
+        }
+    }
+
+    private SqliteCommand Command(string sql, params string[] parameters)
+    {
+        var command = _connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var name in parameters) command.Parameters.Add(new SqliteParameter(name, null));
+        command.Prepare();
+        return command;
+    }
+
+    private static int Run(SqliteCommand command, params object?[] values)
+    {
+        for (var i = 0; i < values.Length; i++) command.Parameters[i].Value = values[i] ?? DBNull.Value;
+        return command.ExecuteNonQuery();
+    }
+
+    public void Begin()
+    {
+        _nextIdAtBegin = _nextId;
+        _queuesAddedInTransaction.Clear();
+        _begin.ExecuteNonQuery();
+    }
+
+    /// <summary>Durability checkpoint: with synchronous=FULL the WAL is fsynced before this returns.</summary>
+    public void Commit() => _commit.ExecuteNonQuery();
+
+    public void Rollback()
+    {
+        try { _rollback.ExecuteNonQuery(); }
+        catch (SqliteException) { /* no transaction left to roll back: SQLite already did */ }
+        _nextId = _nextIdAtBegin;
+        foreach (var name in _queuesAddedInTransaction) _knownQueues.Remove(name);
+    }
+
+    public void EnsureQueue(string name, long nowMs)
+    {
+        if (_knownQueues.Contains(name)) return;
+        Run(_upsertQueue, name, nowMs);
+        _knownQueues.Add(name);
+        _queuesAddedInTransaction.Add(name);
+    }
+
+    public void SetPaused(string name, bool paused, long nowMs)
+    {
+        Run(_setPaused, name, paused ? 1 : 0, nowMs);
+        if (_knownQueues.Add(name)) _queuesAddedInTransaction.Add(name);
+    }
+
+    public long? FindIdempotent(string queue, string key)
+    {
+        _findIdempotent.Parameters[0].Value = queue;
+        _findIdempotent.Parameters[1].Value = key;
+        return _findIdempotent.ExecuteScalar() is long id ? id : null;
+    }
+
+    public long InsertJob(NewJob job, long runAtMs, long nowMs)
+    {
+        var id = _nextId++;
+        Run(_insertJob, id, job.Queue, job.Kind, job.Priority, runAtMs, job.MaxAttempts, job.PayloadJson, job.IdempotencyKey,
+            job.PartitionKey, RowMapper.TagsToJson(job.Tags), job.TraceParent, nowMs);
+        return id;
+    }
+
+    public void Complete(long id, int attempt, string? resultJson, long startedMs, long nowMs) =>
+        Run(_complete, id, attempt, resultJson, startedMs, nowMs);
+
+    public void RetryLater(long id, int attempt, long runAtMs, string errorJson, long startedMs, long nowMs) =>
+        Run(_retryLater, id, runAtMs, attempt, errorJson, startedMs, nowMs);
+
+    public void Dead(long id, int attempt, string errorJson, long startedMs, long nowMs) =>
+        Run(_dead, id, attempt, errorJson, startedMs, nowMs);
+
+    public void Cancel(long id, int attempt, long nowMs) => Run(_cancel, id, attempt, nowMs);
+
+    public void UpdateAttempt(long id, int attempt, long startedMs, long nowMs) => Run(_updateAttempt, id, attempt, startedMs, nowMs);
+
+    public void Event(long id, long atMs, string type, JobState state, int attempt, string? message) =>
+        Run(_insertEvent, id, atMs, type, (int)state, attempt, message);
+
+    public readonly record struct RetryCandidate(int StoredState, string Queue, int Priority, int MaxAttempts, string? PartitionKey);
+
+    public RetryCandidate? ReadForRetry(long id)
+    {
+        _readForRetry.Parameters[0].Value = id;
+        using var r = _readForRetry.ExecuteReader();
+        if (!r.Read()) return null;
+        return new RetryCandidate(r.GetInt32(0), r.GetString(1), r.GetInt32(2), r.GetInt32(3), r.IsDBNull(4) ? null : r.GetString(4));
+    }
+
+    public void Requeue(long id, long nowMs) => Run(_requeue, id, nowMs);
+
+    public void Dispose()
+    {
+        foreach (var command in new[] { _begin, _commit, _rollback, _insertJob, _findIdempotent, _upsertQueue, _setPaused, _complete,
+                     _retryLater, _dead, _cancel, _insertEvent, _updateAttempt, _readForRetry, _requeue })
+        {
+            command.Dispose();
+        }
+        _connection.Dispose();
+    }
+}
