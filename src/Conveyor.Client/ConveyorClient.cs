@@ -85,7 +85,12 @@ public sealed class ConveyorClient : IDisposable
     /// <paramref name="waitMs"/> for one to become available. Returns an empty list when none did.
     /// </summary>
     public async Task<IReadOnlyList<JobInfo>> LeaseAsync(
-        string queue, int max = 1, int leaseMs = 30_000, int waitMs = 0, string? worker = null, CancellationToken cancellationToken = default)
+        string queue,
+        int max = 1,
+        int leaseMs = 30_000,
+        int waitMs = 0,
+        string? worker = null,
+        CancellationToken cancellationToken = default)
     {
         var body = new LeaseBody(max, leaseMs, waitMs, worker);
         using var response = await SendAsync(
@@ -109,7 +114,8 @@ public sealed class ConveyorClient : IDisposable
             cancellationToken);
 
     /// <summary>Completes a leased job (<c>POST /v1/jobs/{id}/complete</c>). A stale token is refused with 409.</summary>
-    public Task<JobInfo> CompleteAsync(long id, string leaseToken, JsonElement? result = null, CancellationToken cancellationToken = default) =>
+    public Task<JobInfo> CompleteAsync(
+        long id, string leaseToken, JsonElement? result = null, CancellationToken cancellationToken = default) =>
         SendForJobAsync(
             HttpMethod.Post,
             $"v1/jobs/{Id(id)}/complete",
@@ -167,7 +173,10 @@ public sealed class ConveyorClient : IDisposable
         return await ReadAsync(response, ClientJsonContext.Default.IReadOnlyListJobEvent, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Searches jobs, newest first (<c>GET /v1/jobs</c>). Pass <see cref="JobPage.NextCursor"/> back as <paramref name="cursor"/> for the next page.</summary>
+    /// <summary>
+    /// Searches jobs, newest first (<c>GET /v1/jobs</c>). Pass <see cref="JobPage.NextCursor"/> back as
+    /// <paramref name="cursor"/> for the next page.
+    /// </summary>
     public async Task<JobPage> SearchJobsAsync(
         JobSearch? filters = null, string? cursor = null, int? limit = null, CancellationToken cancellationToken = default)
     {
@@ -236,7 +245,8 @@ public sealed class ConveyorClient : IDisposable
     }
 
     /// <summary>Sends one request and returns a success answer; every failure leaves here as <see cref="ConveyorException"/>.</summary>
-    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, HttpContent? content, CancellationToken cancellationToken)
+    private async Task<HttpResponseMessage> SendAsync(
+        HttpMethod method, string path, HttpContent? content, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(method, new Uri(BaseAddress, path)) { Content = content };
         request.Headers.UserAgent.Add(UserAgent);

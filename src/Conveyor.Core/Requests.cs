@@ -16,8 +16,30 @@ public sealed record NewJob
     public string? TraceParent { get; init; }
 }
 
-/// <summary>Outcome of inserting one job.</summary>
-public readonly record struct InsertedJob(long Id, bool Replayed);
+/// <summary>Outcome of inserting one job. <see cref="CreatedAt"/> is the insert time (the original job's for a replay: read it back).</summary>
+public readonly record struct InsertedJob(long Id, bool Replayed, DateTimeOffset CreatedAt = default);
+
+public static class NewJobExtensions
+{
+    /// <summary>The job as it was inserted, without reading it back from the store.</summary>
+    public static Job AsInserted(this NewJob job, InsertedJob inserted) => new()
+    {
+        Id = inserted.Id,
+        Queue = job.Queue,
+        Kind = job.Kind,
+        State = JobTransitions.Waiting(job.RunAt ?? inserted.CreatedAt, inserted.CreatedAt),
+        PayloadJson = job.PayloadJson,
+        Priority = job.Priority,
+        RunAt = job.RunAt ?? inserted.CreatedAt,
+        MaxAttempts = job.MaxAttempts,
+        IdempotencyKey = job.IdempotencyKey,
+        PartitionKey = job.PartitionKey,
+        Tags = job.Tags,
+        TraceParent = job.TraceParent,
+        CreatedAt = inserted.CreatedAt,
+        UpdatedAt = inserted.CreatedAt,
+    };
+}
 
 public sealed record LeaseRequest(string Queue, int Max, TimeSpan LeaseDuration, TimeSpan Wait, string? Worker);
 

@@ -52,7 +52,7 @@ internal sealed class InsertOp(IReadOnlyList<NewJob> jobs) : WriteOp<IReadOnlyLi
             }
             var runAtMs = job.RunAt is { } at ? at.ToUnixTimeMilliseconds() : nowMs;
             _runAtMs[i] = runAtMs;
-            _results[i] = new InsertedJob(writer.InsertJob(job, runAtMs, nowMs), Replayed: false);
+            _results[i] = new InsertedJob(writer.InsertJob(job, runAtMs, nowMs), Replayed: false, RowMapper.FromMs(nowMs));
         }
     }
 

@@ -2,10 +2,13 @@ using System.CommandLine;
 using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
 using Conveyor.Cli.Commands;
-using Conveyor.Client;
 using Conveyor.Server;
 
 namespace Conveyor.Cli.CommandLine;
+
+// Inside the namespace on purpose: Conveyor.Core's public JobEvent, QueueInfo, StateCounts… live in the enclosing
+// 'Conveyor' namespace and would otherwise win over the client's wire types of the same names.
+using Conveyor.Client;
 
 /// <summary>
 /// The <c>conveyor</c> command tree. Parsing and binding live here; the commands themselves take a validated
@@ -130,7 +133,8 @@ internal sealed class CliApp(
         var delay = Options.Long("--delay-ms", "Run no earlier than this many milliseconds from now", 0);
         var runAt = Options.Timestamp("--run-at", "Run no earlier than this ISO-8601 time (UTC unless an offset is given)");
         var maxAttempts = Options.Int("--max-attempts", "Attempts before the job is dead [default: the server's, 25]", 1);
-        var idempotencyKey = Options.String("--idempotency-key", "Enqueue at most once per key in this queue; a repeat returns the existing job");
+        var idempotencyKey = Options.String(
+            "--idempotency-key", "Enqueue at most once per key in this queue; a repeat returns the existing job");
         var partitionKey = Options.String("--partition-key", "Jobs sharing this key run one at a time, in order");
         var tags = new Option<string[]>("--tag") { Description = "A tag for searching; repeat for several" };
         var json = Options.Json();
@@ -311,7 +315,8 @@ internal sealed class CliApp(
         var queue = Options.Queue();
         var json = Options.Json();
         var command = new Command(name, description) { queue, json };
-        SetClientAction(command, parseResult => new QueueActionOptions(parseResult.GetRequiredValue(queue), parseResult.GetValue(json)), run);
+        SetClientAction(
+            command, parseResult => new QueueActionOptions(parseResult.GetRequiredValue(queue), parseResult.GetValue(json)), run);
         return command;
     }
 

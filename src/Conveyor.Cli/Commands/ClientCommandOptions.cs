@@ -1,7 +1,10 @@
 using System.Text.Json;
-using Conveyor.Client;
 
 namespace Conveyor.Cli.Commands;
+
+// Inside the namespace on purpose: Conveyor.Core's public JobEvent, QueueInfo, StateCounts… live in the enclosing
+// 'Conveyor' namespace and would otherwise win over the client's wire types of the same names.
+using Conveyor.Client;
 
 // Validated inputs of the client commands: built from the command line by CliApp, or directly by tests.
 

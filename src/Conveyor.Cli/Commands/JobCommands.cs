@@ -1,14 +1,18 @@
 using Conveyor.Cli.Output;
-using Conveyor.Client;
 
 namespace Conveyor.Cli.Commands;
+
+// Inside the namespace on purpose: Conveyor.Core's public JobEvent, QueueInfo, StateCounts… live in the enclosing
+// 'Conveyor' namespace and would otherwise win over the client's wire types of the same names.
+using Conveyor.Client;
 
 /// <summary>The job commands: each one call to the server and a few lines of output.</summary>
 internal static class JobCommands
 {
     private const int PayloadColumnWidth = 60;
 
-    public static async Task<int> EnqueueAsync(ConveyorClient client, EnqueueOptions options, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> EnqueueAsync(
+        ConveyorClient client, EnqueueOptions options, TextWriter output, CancellationToken cancellationToken)
     {
         var (job, replayed) = await client.EnqueueAsync(options.Queue, options.Request, cancellationToken).ConfigureAwait(false);
         if (options.Json)
@@ -27,7 +31,8 @@ internal static class JobCommands
         return ExitCodes.Success;
     }
 
-    public static async Task<int> LeaseAsync(ConveyorClient client, LeaseOptions options, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> LeaseAsync(
+        ConveyorClient client, LeaseOptions options, TextWriter output, CancellationToken cancellationToken)
     {
         var jobs = await client.LeaseAsync(options.Queue, options.Max, options.LeaseMs, options.WaitMs, options.Worker, cancellationToken)
             .ConfigureAwait(false);
@@ -60,36 +65,42 @@ internal static class JobCommands
         return ExitCodes.Success;
     }
 
-    public static async Task<int> CompleteAsync(ConveyorClient client, CompleteOptions options, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> CompleteAsync(
+        ConveyorClient client, CompleteOptions options, TextWriter output, CancellationToken cancellationToken)
     {
         var job = await client.CompleteAsync(options.Id, options.Token, options.Result, cancellationToken).ConfigureAwait(false);
         WriteJob(output, job, options.Json, $"job {job.Id} {job.State}");
         return ExitCodes.Success;
     }
 
-    public static async Task<int> FailAsync(ConveyorClient client, FailOptions options, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> FailAsync(
+        ConveyorClient client, FailOptions options, TextWriter output, CancellationToken cancellationToken)
     {
-        var job = await client.FailAsync(options.Id, options.Token, options.Error, options.RetryInMs, options.Dead, stack: null, cancellationToken)
+        var job = await client
+            .FailAsync(options.Id, options.Token, options.Error, options.RetryInMs, options.Dead, stack: null, cancellationToken)
             .ConfigureAwait(false);
         WriteJob(output, job, options.Json, $"job {job.Id} failed, now {Describe(job)}");
         return ExitCodes.Success;
     }
 
-    public static async Task<int> CancelAsync(ConveyorClient client, JobActionOptions options, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> CancelAsync(
+        ConveyorClient client, JobActionOptions options, TextWriter output, CancellationToken cancellationToken)
     {
         var job = await client.CancelAsync(options.Id, cancellationToken).ConfigureAwait(false);
         WriteJob(output, job, options.Json, $"job {job.Id} {job.State}");
         return ExitCodes.Success;
     }
 
-    public static async Task<int> RetryAsync(ConveyorClient client, JobActionOptions options, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> RetryAsync(
+        ConveyorClient client, JobActionOptions options, TextWriter output, CancellationToken cancellationToken)
     {
         var job = await client.RetryAsync(options.Id, cancellationToken).ConfigureAwait(false);
         WriteJob(output, job, options.Json, $"job {job.Id} is {Describe(job)} again");
         return ExitCodes.Success;
     }
 
-    public static async Task<int> GetAsync(ConveyorClient client, GetJobOptions options, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> GetAsync(
+        ConveyorClient client, GetJobOptions options, TextWriter output, CancellationToken cancellationToken)
     {
         var job = await client.GetJobAsync(options.Id, cancellationToken).ConfigureAwait(false);
         var events = options.Events ? await client.GetEventsAsync(options.Id, cancellationToken).ConfigureAwait(false) : null;
@@ -120,7 +131,12 @@ internal static class JobCommands
                 var table = new TextTable("AT", "EVENT", "STATE", "ATTEMPT", "MESSAGE");
                 foreach (var e in events)
                 {
-                    table.Add(Text.Time(e.At), e.Type, e.State ?? Text.None, e.Attempt?.ToString() ?? Text.None, Text.OneLine(e.Message));
+                    table.Add(
+                        Text.Time(e.At),
+                        e.Type,
+                        e.State ?? Text.None,
+                        e.Attempt is { } attempt ? Text.Number(attempt) : Text.None,
+                        Text.OneLine(e.Message));
                 }
 
                 table.WriteTo(output);
@@ -130,7 +146,8 @@ internal static class JobCommands
         return ExitCodes.Success;
     }
 
-    public static async Task<int> SearchAsync(ConveyorClient client, SearchJobsOptions options, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> SearchAsync(
+        ConveyorClient client, SearchJobsOptions options, TextWriter output, CancellationToken cancellationToken)
     {
         var page = await client.SearchJobsAsync(options.Filters, options.Cursor, options.Limit, cancellationToken).ConfigureAwait(false);
         if (options.Json)
@@ -149,7 +166,13 @@ internal static class JobCommands
             foreach (var job in page.Jobs)
             {
                 table.Add(
-                    Text.Number(job.Id), job.Queue, job.Kind, job.State, $"{job.Attempt}/{job.MaxAttempts}", Text.Number(job.Priority), Text.Time(job.CreatedAt));
+                    Text.Number(job.Id),
+                    job.Queue,
+                    job.Kind,
+                    job.State,
+                    $"{job.Attempt}/{job.MaxAttempts}",
+                    Text.Number(job.Priority),
+                    Text.Time(job.CreatedAt));
             }
 
             table.WriteTo(output);

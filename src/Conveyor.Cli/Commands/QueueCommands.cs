@@ -1,12 +1,16 @@
 using Conveyor.Cli.Output;
-using Conveyor.Client;
 
 namespace Conveyor.Cli.Commands;
+
+// Inside the namespace on purpose: Conveyor.Core's public JobEvent, QueueInfo, StateCounts… live in the enclosing
+// 'Conveyor' namespace and would otherwise win over the client's wire types of the same names.
+using Conveyor.Client;
 
 /// <summary>The queue and server commands.</summary>
 internal static class QueueCommands
 {
-    public static async Task<int> ListAsync(ConveyorClient client, ListOptions options, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> ListAsync(
+        ConveyorClient client, ListOptions options, TextWriter output, CancellationToken cancellationToken)
     {
         var queues = await client.ListQueuesAsync(cancellationToken).ConfigureAwait(false);
         if (options.Json)
@@ -40,21 +44,24 @@ internal static class QueueCommands
         return ExitCodes.Success;
     }
 
-    public static async Task<int> PauseAsync(ConveyorClient client, QueueActionOptions options, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> PauseAsync(
+        ConveyorClient client, QueueActionOptions options, TextWriter output, CancellationToken cancellationToken)
     {
         var queue = await client.PauseQueueAsync(options.Queue, cancellationToken).ConfigureAwait(false);
         WriteQueue(output, queue, options.Json, $"queue '{queue.Name}' paused: it accepts jobs but leases none until resumed");
         return ExitCodes.Success;
     }
 
-    public static async Task<int> ResumeAsync(ConveyorClient client, QueueActionOptions options, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> ResumeAsync(
+        ConveyorClient client, QueueActionOptions options, TextWriter output, CancellationToken cancellationToken)
     {
         var queue = await client.ResumeQueueAsync(options.Queue, cancellationToken).ConfigureAwait(false);
         WriteQueue(output, queue, options.Json, $"queue '{queue.Name}' resumed ({queue.Counts.Available} available)");
         return ExitCodes.Success;
     }
 
-    public static async Task<int> StatsAsync(ConveyorClient client, ListOptions options, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> StatsAsync(
+        ConveyorClient client, ListOptions options, TextWriter output, CancellationToken cancellationToken)
     {
         var stats = await client.GetStatsAsync(cancellationToken).ConfigureAwait(false);
         if (options.Json)

@@ -1,9 +1,12 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Conveyor.Client;
 
 namespace Conveyor.Cli.Output;
+
+// Inside the namespace on purpose: Conveyor.Core's public JobEvent, QueueInfo, StateCounts… live in the enclosing
+// 'Conveyor' namespace and would otherwise win over the client's wire types of the same names.
+using Conveyor.Client;
 
 /// <summary>What <c>get --events --json</c> prints: the job and its history in one document.</summary>
 internal sealed record JobWithEvents(JobInfo Job, IReadOnlyList<JobEvent> Events);
@@ -20,7 +23,7 @@ internal sealed record JobWithEvents(JobInfo Job, IReadOnlyList<JobEvent> Events
 [JsonSerializable(typeof(ServerStats))]
 internal sealed partial class OutputJsonContext : JsonSerializerContext
 {
-    /// <summary>Like <see cref="JsonSerializerContext"/>'s Default, but leaves non-ASCII text and '+', '&lt;' unescaped: this is for terminals, not HTML.</summary>
+    /// <summary>Like the generated Default, but leaves non-ASCII text and '+', '&lt;' unescaped: this is for terminals, not HTML.</summary>
     public static OutputJsonContext Terminal { get; } = new(new JsonSerializerOptions
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,

@@ -40,10 +40,10 @@ internal static class JobEndpoints
             if (!JobRequests.TryBuild(queue, request, time.GetUtcNow(), out var job, out var invalid)) return Problems.BadRequest(invalid!);
             // Durability checkpoint: the store answers only once the insert is committed and fsynced.
             var inserted = (await store.JobInsertManyAsync([job], context.RequestAborted))[0];
-            var stored = await store.JobGetAsync(inserted.Id, CancellationToken.None);
-            if (stored is null) return Problems.NotFound($"Job {inserted.Id} was removed before it could be returned.");
             context.Response.Headers.Location = $"/v1/jobs/{inserted.Id}";
-            return JsonWriterResult.Job(stored, inserted.Replayed ? 200 : 201);
+            if (!inserted.Replayed) return JsonWriterResult.Job(job.AsInserted(inserted), 201);
+            var existing = await store.JobGetAsync(inserted.Id, CancellationToken.None);
+            return existing is null ? Problems.NotFound($"Job {inserted.Id} was removed before it could be returned.") : JsonWriterResult.Job(existing);
         }
     }
 
