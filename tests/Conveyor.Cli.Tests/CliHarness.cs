@@ -51,8 +51,10 @@ internal sealed class StubHandler : HttpMessageHandler
     public static HttpResponseMessage Json(HttpStatusCode status, string json, string mediaType = "application/json") =>
         new(status) { Content = new StringContent(json, Encoding.UTF8, mediaType) };
 
-    public static HttpResponseMessage Problem(HttpStatusCode status, string detail) =>
-        Json(status, $$"""{"type":"about:blank","title":"{{status}}","status":{{(int)status}},"detail":"{{detail}}"}""", "application/problem+json");
+    public static HttpResponseMessage Problem(HttpStatusCode status, string detail) => Json(
+        status,
+        $$"""{"type":"about:blank","title":"{{status}}","status":{{(int)status}},"detail":"{{detail}}"}""",
+        "application/problem+json");
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
@@ -72,7 +74,8 @@ internal static class Jobs
 {
     public const string Token = "9f2c4e1a7b";
 
-    public static string Json(long id, string state = "available", string queue = "emails", bool leased = false, string result = "null") => $$"""
+    public static string Json(
+        long id, string state = "available", string queue = "emails", bool leased = false, string result = "null") => $$"""
         {"id":{{id}},"queue":"{{queue}}","kind":"email.send","state":"{{state}}","payload":{"to":"a@b.c"},"priority":0,
          "run_at":"2026-11-23T13:45:00.123Z","attempt":{{(leased ? 1 : 0)}},"max_attempts":25,"idempotency_key":null,
          "partition_key":null,"tags":["welcome"],

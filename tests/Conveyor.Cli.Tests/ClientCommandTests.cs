@@ -12,7 +12,8 @@ public sealed class ClientCommandTests
         cli.Http.Respond = _ => StubHandler.Json(HttpStatusCode.Created, Jobs.Json(42));
 
         var exit = await cli.RunAsync(
-            "enqueue", "emails", "--kind", "email.send", "--payload", """{"to":"a@b.c"}""", "--priority", "5",
+            "enqueue", "emails", "--kind", "email.send", "--payload", """{"to":"a@b.c"}""",
+            "--priority", "5",
             "--max-attempts", "3", "--idempotency-key", "k1", "--tag", "welcome", "--tag", "vip");
 
         Assert.Equal(0, exit);
@@ -21,7 +22,8 @@ public sealed class ClientCommandTests
         Assert.Equal("/v1/queues/emails/jobs", path);
         using var sent = JsonDocument.Parse(body!);
         Assert.Equal(
-            """{"kind":"email.send","payload":{"to":"a@b.c"},"priority":5,"max_attempts":3,"idempotency_key":"k1","tags":["welcome","vip"]}""",
+            """{"kind":"email.send","payload":{"to":"a@b.c"},"priority":5,"""
+            + "\"max_attempts\":3,\"idempotency_key\":\"k1\",\"tags\":[\"welcome\",\"vip\"]}",
             sent.RootElement.GetRawText());
         Assert.Equal("enqueued job 42 in 'emails' (available)\n", cli.Out.ToString());
     }
@@ -78,7 +80,8 @@ public sealed class ClientCommandTests
     public async Task An_error_without_problem_details_still_names_the_status()
     {
         var cli = new CliHarness();
-        cli.Http.Respond = _ => new HttpResponseMessage(HttpStatusCode.BadGateway) { Content = new StringContent("upstream\nbroken") };
+        cli.Http.Respond = _ =>
+            new HttpResponseMessage(HttpStatusCode.BadGateway) { Content = new StringContent("upstream\nbroken") };
 
         Assert.Equal(1, await cli.RunAsync("stats"));
 
@@ -89,13 +92,15 @@ public sealed class ClientCommandTests
     public async Task An_unreachable_server_exits_3_with_one_line_naming_the_address()
     {
         var cli = new CliHarness();
-        cli.Http.Respond = _ => throw new HttpRequestException("Connection refused (127.0.0.1:5999)", new IOException("Connection refused"));
+        cli.Http.Respond = _ =>
+            throw new HttpRequestException("Connection refused (127.0.0.1:5999)", new IOException("Connection refused"));
 
         Assert.Equal(3, await cli.RunAsync("queues", "--server", "http://127.0.0.1:5999"));
 
         var line = Assert.Single(cli.ErrorLines);
         Assert.Equal(
-            "error: could not reach the Conveyor server at http://127.0.0.1:5999/ (Connection refused); check that it is running and the address is right",
+            "error: could not reach the Conveyor server at http://127.0.0.1:5999/ (Connection refused); "
+            + "check that it is running and the address is right",
             line);
     }
 
@@ -157,7 +162,7 @@ public sealed class ClientCommandTests
 
         var (_, path, body) = Assert.Single(cli.Http.Requests);
         Assert.Equal("/v1/jobs/7/complete", path);
-        Assert.Equal($$"""{"lease_token":"{{Jobs.Token}}","result":{"sent":true}}""", body);
+        Assert.Equal($$$"""{"lease_token":"{{{Jobs.Token}}}","result":{"sent":true}}""", body);
         using var printed = JsonDocument.Parse(cli.Out.ToString());
         Assert.Equal("completed", printed.RootElement.GetProperty("state").GetString());
         Assert.Equal(25, printed.RootElement.GetProperty("max_attempts").GetInt32());
@@ -220,7 +225,9 @@ public sealed class ClientCommandTests
     {
         var cli = new CliHarness();
         cli.Http.Respond = request => request.RequestUri!.AbsolutePath.EndsWith("/events", StringComparison.Ordinal)
-            ? StubHandler.Json(HttpStatusCode.OK, """[{"at":"2026-11-23T13:45:01Z","type":"failed","state":"scheduled","attempt":1,"message":"smtp\ntimeout"}]""")
+            ? StubHandler.Json(
+                HttpStatusCode.OK,
+                """[{"at":"2026-11-23T13:45:01Z","type":"failed","state":"scheduled","attempt":1,"message":"smtp\ntimeout"}]""")
             : StubHandler.Json(HttpStatusCode.OK, Jobs.Json(5, "scheduled"));
 
         Assert.Equal(0, await cli.RunAsync("get", "5", "--events"));
@@ -237,7 +244,10 @@ public sealed class ClientCommandTests
     public async Task Queues_prints_counts_per_state_and_pause_names_the_queue()
     {
         var cli = new CliHarness();
-        const string Queue = """{"name":"emails","paused":true,"counts":{"scheduled":1,"available":20,"running":3,"completed":400,"dead":0,"cancelled":2}}""";
+        const string Queue = """
+            {"name":"emails","paused":true,
+             "counts":{"scheduled":1,"available":20,"running":3,"completed":400,"dead":0,"cancelled":2}}
+            """;
         cli.Http.Respond = request => StubHandler.Json(HttpStatusCode.OK, request.Method == HttpMethod.Get ? $"[{Queue}]" : Queue);
 
         Assert.Equal(0, await cli.RunAsync("queues"));
@@ -260,7 +270,11 @@ public sealed class ClientCommandTests
         var cli = new CliHarness();
         cli.Http.Respond = _ => StubHandler.Json(
             HttpStatusCode.OK,
-            """{"uptime_ms":3723000,"queues":2,"counts":{"scheduled":0,"available":5,"running":1,"completed":9,"dead":1,"cancelled":0},"enqueued":16,"completed":9,"failed":2}""");
+            """
+            {"uptime_ms":3723000,"queues":2,
+             "counts":{"scheduled":0,"available":5,"running":1,"completed":9,"dead":1,"cancelled":0},
+             "enqueued":16,"completed":9,"failed":2}
+            """);
 
         Assert.Equal(0, await cli.RunAsync("stats"));
 

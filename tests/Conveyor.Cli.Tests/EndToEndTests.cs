@@ -11,7 +11,8 @@ public sealed class EndToEndTests
         await using var server = await ConveyorProcess.StartServerAsync();
         string[] at = ["--server", server.BaseAddress];
 
-        var enqueued = await ConveyorProcess.RunAsync(["enqueue", "e2e", "--kind", "greet", "--payload", """{"name":"Ada"}""", "--json", .. at]);
+        var enqueued = await ConveyorProcess.RunAsync(
+            ["enqueue", "e2e", "--kind", "greet", "--payload", """{"name":"Ada"}""", "--json", .. at]);
         Assert.Equal(0, enqueued.ExitCode);
         long id;
         using (var job = JsonDocument.Parse(enqueued.Out))
@@ -75,7 +76,8 @@ public sealed class EndToEndTests
         var result = await ConveyorProcess.RunAsync(["queues", "--server", "http://127.0.0.1:1"]);
 
         Assert.Equal(3, result.ExitCode);
-        Assert.StartsWith("error: could not reach the Conveyor server at http://127.0.0.1:1/", Assert.Single(result.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+        var line = Assert.Single(result.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("error: could not reach the Conveyor server at http://127.0.0.1:1/", line);
     }
 
     [Fact]

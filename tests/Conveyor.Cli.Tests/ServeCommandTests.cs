@@ -67,7 +67,9 @@ public sealed class ServeCommandTests
 
         Assert.Equal(2, await cli.RunAsync("serve", "--port", "70000"));
 
-        Assert.Equal("error: --port must be a whole number from 0 to 65535, got '70000'. See 'conveyor serve --help'.", Assert.Single(cli.ErrorLines));
+        Assert.Equal(
+            "error: --port must be a whole number from 0 to 65535, got '70000'. See 'conveyor serve --help'.",
+            Assert.Single(cli.ErrorLines));
     }
 
     [Fact]
