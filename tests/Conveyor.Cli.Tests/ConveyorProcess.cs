@@ -16,25 +16,31 @@ internal sealed partial class ConveyorProcess : IAsyncDisposable
 
     private readonly Process _process;
     private readonly string _dataDirectory;
+    private readonly bool _ownsDataDirectory;
     private readonly StringBuilder _output = new();
     private readonly TaskCompletionSource<string> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private ConveyorProcess(Process process, string dataDirectory)
+    private ConveyorProcess(Process process, string dataDirectory, bool ownsDataDirectory)
     {
         _process = process;
         _dataDirectory = dataDirectory;
+        _ownsDataDirectory = ownsDataDirectory;
     }
 
     public string BaseAddress { get; private set; } = "";
 
     public static string BinaryPath => Path.Combine(AppContext.BaseDirectory, "conveyor.dll");
 
-    /// <summary>Starts <c>conveyor serve --port 0</c> on a fresh data directory and waits for its "listening" line.</summary>
-    public static async Task<ConveyorProcess> StartServerAsync()
+    /// <summary>
+    /// Starts <c>conveyor serve --port 0</c> and waits for its "listening" line. Without a data directory it uses a
+    /// fresh one and deletes it on dispose; a given one is left for the caller (restart tests reuse it).
+    /// </summary>
+    public static async Task<ConveyorProcess> StartServerAsync(string? dataDirectory = null)
     {
-        var dataDirectory = Directory.CreateTempSubdirectory("conveyor-cli-e2e-").FullName;
+        var owns = dataDirectory is null;
+        dataDirectory ??= Directory.CreateTempSubdirectory("conveyor-cli-e2e-").FullName;
         var process = new Process { StartInfo = StartInfo(["serve", "--host", "127.0.0.1", "--port", "0", "--data", dataDirectory]) };
-        var server = new ConveyorProcess(process, dataDirectory);
+        var server = new ConveyorProcess(process, dataDirectory, owns);
         process.OutputDataReceived += (_, e) => server.OnLine(e.Data, isError: false);
         process.ErrorDataReceived += (_, e) => server.OnLine(e.Data, isError: true);
         process.EnableRaisingEvents = true;
@@ -100,6 +106,13 @@ internal sealed partial class ConveyorProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>kill -9: the server gets no chance to flush or clean up.</summary>
+    public async Task KillHardAsync()
+    {
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync().WaitAsync(StopTimeout);
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (!_process.HasExited)
@@ -109,6 +122,11 @@ internal sealed partial class ConveyorProcess : IAsyncDisposable
         }
 
         _process.Dispose();
+        if (!_ownsDataDirectory)
+        {
+            return;
+        }
+
         try
         {
             Directory.Delete(_dataDirectory, recursive: true);

@@ -3,7 +3,9 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
 
-namespace Conveyor.EndToEnd.Tests;
+namespace Conveyor.Cli.Tests;
+
+/// <summary>Durability of the real binary: kill -9 under load, and SIGTERM.</summary>
 
 public sealed class CrashTests : IDisposable
 {
@@ -18,9 +20,9 @@ public sealed class CrashTests : IDisposable
     public async Task Every_job_acknowledged_before_kill_9_is_there_exactly_once_after_restart()
     {
         var acknowledged = new ConcurrentDictionary<string, long>(); // "client-seq" -> id
-        await using (var server = await ConveyorProcess.StartAsync(_data))
+        await using (var server = await ConveyorProcess.StartServerAsync(_data))
         {
-            using var http = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromSeconds(10) };
+            using var http = new HttpClient { BaseAddress = new Uri(server.BaseAddress), Timeout = TimeSpan.FromSeconds(10) };
             var enoughAcks = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             using var stop = new CancellationTokenSource();
             var clients = Enumerable.Range(0, 8).Select(client => Task.Run(async () =>
@@ -60,8 +62,8 @@ public sealed class CrashTests : IDisposable
             await Task.WhenAll(clients).WaitAsync(TimeSpan.FromSeconds(60));
         }
 
-        await using var restarted = await ConveyorProcess.StartAsync(_data);
-        using var client = new HttpClient { BaseAddress = restarted.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        await using var restarted = await ConveyorProcess.StartServerAsync(_data);
+        using var client = new HttpClient { BaseAddress = new Uri(restarted.BaseAddress), Timeout = TimeSpan.FromSeconds(30) };
         var found = new Dictionary<string, List<long>>();
         string? cursor = null;
         do
@@ -91,18 +93,18 @@ public sealed class CrashTests : IDisposable
     public async Task Sigterm_finishes_in_flight_work_and_exits_0()
     {
         long id;
-        await using (var server = await ConveyorProcess.StartAsync(_data))
+        await using (var server = await ConveyorProcess.StartServerAsync(_data))
         {
-            using var http = new HttpClient { BaseAddress = server.BaseAddress };
+            using var http = new HttpClient { BaseAddress = new Uri(server.BaseAddress) };
             using var response = await http.PostAsync("/v1/queues/graceful/jobs", new StringContent("""{"payload":42}""", Encoding.UTF8, "application/json"));
             id = (long)JsonNode.Parse(await response.Content.ReadAsStringAsync())!["id"]!;
             // A long poll in flight must not hold the shutdown up for its whole wait.
             var poll = http.PostAsync("/v1/queues/empty/lease", new StringContent("""{"wait_ms":30000}""", Encoding.UTF8, "application/json"));
-            Assert.Equal(0, await server.TerminateAsync());
+            Assert.Equal(0, await server.StopAsync());
             try { using var _ = await poll; } catch (HttpRequestException) { }
         }
-        await using var again = await ConveyorProcess.StartAsync(_data);
-        using var client = new HttpClient { BaseAddress = again.BaseAddress };
+        await using var again = await ConveyorProcess.StartServerAsync(_data);
+        using var client = new HttpClient { BaseAddress = new Uri(again.BaseAddress) };
         var job = JsonNode.Parse(await client.GetStringAsync($"/v1/jobs/{id}"))!;
         Assert.Equal(42, (int)job["payload"]!);
     }
