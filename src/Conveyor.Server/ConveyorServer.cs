@@ -39,6 +39,7 @@ public static class ConveyorServer
 
         // Open the store before listening, so a broken data directory fails the start, not the first request.
         _ = app.Services.GetRequiredService<IJobStore>();
+        _ = app.Services.GetRequiredService<ServerClock>(); // uptime counts from here, not from the first request
         await app.StartAsync(cancellationToken);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new RunningServer(app, new Uri(address));
