@@ -14,10 +14,16 @@ public interface IJobStore : IAsyncDisposable
 
     ValueTask<JobOutcome> JobHeartbeatAsync(long id, string leaseToken, TimeSpan extendBy, string? progressJson, CancellationToken cancellationToken);
 
-    /// <summary>Completes or fails jobs durably. Results are in request order.</summary>
+    /// <summary>Completes, fails or releases jobs (completes and fails durably). Results are in request order.</summary>
     ValueTask<IReadOnlyList<JobOutcome>> JobAckManyAsync(IReadOnlyList<AckRequest> acks, CancellationToken cancellationToken);
 
     ValueTask<JobOutcome> JobCancelAsync(long id, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Waits up to <paramref name="wait"/> for the job to finish (completed, dead or cancelled) and returns it as it is then;
+    /// null when there is no such job. The RPC route <c>GET /v1/jobs/{id}/result?wait_ms=</c> stands on this.
+    /// </summary>
+    ValueTask<Job?> JobWaitFinishedAsync(long id, TimeSpan wait, CancellationToken cancellationToken);
 
     /// <summary>Makes a dead or cancelled job available again with its attempts reset.</summary>
     ValueTask<JobOutcome> JobRetryAsync(long id, CancellationToken cancellationToken);

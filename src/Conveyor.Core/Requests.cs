@@ -43,12 +43,20 @@ public static class NewJobExtensions
 
 public sealed record LeaseRequest(string Queue, int Max, TimeSpan LeaseDuration, TimeSpan Wait, string? Worker);
 
-/// <summary>Complete or fail one running job. A null token acts on whatever lease is current (admin and compat routes).</summary>
+public enum AckKind
+{
+    Complete,
+    Fail,
+    /// <summary>Give a leased job back untouched (a worker shutting down): available again, the attempt not counted.</summary>
+    Release,
+}
+
+/// <summary>Complete, fail or release one running job. A null token acts on whatever lease is current (admin and compat routes).</summary>
 public sealed record AckRequest
 {
     public required long Id { get; init; }
     public string? LeaseToken { get; init; }
-    public bool Success { get; init; }
+    public AckKind Kind { get; init; }
     public string? ResultJson { get; init; }
     public string? Error { get; init; }
     public string? Stack { get; init; }
@@ -56,10 +64,12 @@ public sealed record AckRequest
     public bool Dead { get; init; }
 
     public static AckRequest Complete(long id, string? token, string? resultJson = null) =>
-        new() { Id = id, LeaseToken = token, Success = true, ResultJson = resultJson };
+        new() { Id = id, LeaseToken = token, Kind = AckKind.Complete, ResultJson = resultJson };
 
     public static AckRequest Fail(long id, string? token, string error, string? stack = null, TimeSpan? retryIn = null, bool dead = false) =>
-        new() { Id = id, LeaseToken = token, Success = false, Error = error, Stack = stack, RetryIn = retryIn, Dead = dead };
+        new() { Id = id, LeaseToken = token, Kind = AckKind.Fail, Error = error, Stack = stack, RetryIn = retryIn, Dead = dead };
+
+    public static AckRequest Release(long id, string? token) => new() { Id = id, LeaseToken = token, Kind = AckKind.Release };
 }
 
 public enum OutcomeStatus
@@ -110,3 +120,9 @@ public sealed record StateCounts(long Scheduled, long Available, long Running, l
 }
 
 public sealed record StoreStats(IReadOnlyList<QueueInfo> Queues, long EnqueuedSinceStart, long CompletedSinceStart, long FailedSinceStart);
+
+/// <summary>
+/// The store cannot be reached or cannot write right now (database down, disk full). Retrying later can help;
+/// the server answers 503. Stores translate their provider errors into this at their edge.
+/// </summary>
+public sealed class StoreUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

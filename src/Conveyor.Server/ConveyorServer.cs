@@ -31,7 +31,7 @@ public static class ConveyorServer
         builder.Services.AddProblemDetails();
 
         var app = builder.Build();
-        app.UseExceptionHandler();
+        app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = e => e is StoreUnavailableException ? 503 : 500 });
         app.UseStatusCodePages();
         JobEndpoints.Map(app);
         CompatEndpoints.Map(app);

@@ -16,6 +16,7 @@ internal sealed class LiveIndex
     // Heaps use lazy deletion: an entry is valid only while its version matches the job's.
     private readonly PriorityQueue<(LiveJob Job, int Version), long> _scheduled = new();
     private readonly PriorityQueue<(LiveJob Job, int Version), long> _leases = new();
+    private readonly Dictionary<long, List<TaskCompletionSource>> _finishWaiters = [];
 
     public IEnumerable<QueueLine> Queues => _queues.Values;
 
@@ -159,10 +160,38 @@ internal sealed class LiveIndex
         Wait(job, nowMs);
     }
 
+    /// <summary>Gives a leased job back untouched: available again and the attempt not counted.</summary>
+    public void Release(LiveJob job, long nowMs)
+    {
+        job.Attempt--;
+        job.LeaseToken = null;
+        job.LeaseOwner = null;
+        job.ProgressJson = null;
+        Wait(job, nowMs);
+    }
+
+    /// <summary>Registers interest in a live job's finish (RPC result waits).</summary>
+    public TaskCompletionSource AddFinishWaiter(long id)
+    {
+        var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_finishWaiters.TryGetValue(id, out var list)) _finishWaiters[id] = list = [];
+        list.Add(waiter);
+        return waiter;
+    }
+
+    public void RemoveFinishWaiter(long id, TaskCompletionSource waiter)
+    {
+        if (_finishWaiters.TryGetValue(id, out var list) && list.Remove(waiter) && list.Count == 0) _finishWaiters.Remove(id);
+    }
+
     /// <summary>After a durable finish: the job leaves memory and the next job of its partition may run.</summary>
     public void Finish(LiveJob job, JobState finalState)
     {
         if (!_jobs.Remove(job.Id)) return;
+        if (_finishWaiters.Remove(job.Id, out var waiters))
+        {
+            foreach (var waiter in waiters) waiter.TrySetResult();
+        }
         job.Queue.Adjust(job.State, -1);
         job.Queue.Adjust(finalState, +1);
         job.State = finalState;

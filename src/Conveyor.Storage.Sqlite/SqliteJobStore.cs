@@ -455,6 +455,13 @@ public sealed class SqliteJobStore : IJobStore
                     outcomes[i] = JobOutcome.Stale(ack.Id, job.State);
                     continue;
                 }
+                if (ack.Kind == AckKind.Release)
+                {
+                    // Nothing ran, so nothing needs to be durable: the job simply waits again.
+                    _index.Release(job, NowMs);
+                    outcomes[i] = JobOutcome.Ok(ack.Id, job.State);
+                    continue;
+                }
                 job.Settling = true;
                 claimed.Add(new ClaimedAck(ack, job, job.Attempt, job.StartedMs));
                 claimedAt.Add(i);
@@ -493,6 +500,31 @@ public sealed class SqliteJobStore : IJobStore
         if (op is null)
             return NotLive(id, state => JobOutcome.Wrong(id, state, $"Job {id} is already {state.ToWire()} and cannot be cancelled."));
         return await Submit(op, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask<Job?> JobWaitFinishedAsync(long id, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        TaskCompletionSource? waiter = null;
+        lock (_index.Gate)
+        {
+            if (wait > TimeSpan.Zero && _index.Find(id) is not null) waiter = _index.AddFinishWaiter(id);
+        }
+        if (waiter is not null)
+        {
+            try
+            {
+                await waiter.Task.WaitAsync(wait, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // Not finished in time: the caller gets the job as it is now.
+            }
+            finally
+            {
+                lock (_index.Gate) _index.RemoveFinishWaiter(id, waiter);
+            }
+        }
+        return await JobGetAsync(id, cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask<JobOutcome> JobRetryAsync(long id, CancellationToken cancellationToken) =>

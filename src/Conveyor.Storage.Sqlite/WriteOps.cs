@@ -83,7 +83,7 @@ internal sealed class AckOp(IReadOnlyList<ClaimedAck> acks, RetryPolicy policy) 
         for (var i = 0; i < acks.Count; i++)
         {
             var (request, job, attempt, startedMs) = acks[i];
-            if (request.Success)
+            if (request.Kind == AckKind.Complete)
             {
                 writer.Complete(job.Id, attempt, request.ResultJson, startedMs, nowMs);
                 _results[i] = JobOutcome.Ok(job.Id, JobState.Completed);

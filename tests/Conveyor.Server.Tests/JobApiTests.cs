@@ -250,6 +250,35 @@ public sealed class JobApiTests(ServerFixture server) : IClassFixture<ServerFixt
     }
 
     [Fact]
+    public async Task Result_long_polls_until_the_job_finishes()
+    {
+        var id = (long)(await _http.Enqueue(_queue))["id"]!;
+        var (notYet, pending, _) = await _http.Get($"/v1/jobs/{id}/result?wait_ms=0");
+        Assert.Equal(202, notYet);
+        Assert.Equal("available", (string)pending!["state"]!);
+        var token = (string)(await _http.Lease(_queue)).Single()!["lease"]!["token"]!;
+        var wait = _http.Get($"/v1/jobs/{id}/result?wait_ms=20000");
+        Assert.Equal(200, (await _http.Post($"/v1/jobs/{id}/complete", $$$"""{"lease_token":"{{{token}}}","result":{"answer":42}}""")).Status);
+        var (status, job, _) = await wait.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(200, status);
+        Assert.Equal(42, (int)job!["result"]!["answer"]!);
+        Assert.Equal(400, (await _http.Get($"/v1/jobs/{id}/result?wait_ms=99999")).Status);
+        Assert.Equal(404, (await _http.Get("/v1/jobs/8888888/result")).Status);
+    }
+
+    [Fact]
+    public async Task Release_returns_a_leased_job_to_the_queue()
+    {
+        var id = (long)(await _http.Enqueue(_queue))["id"]!;
+        var token = (string)(await _http.Lease(_queue)).Single()!["lease"]!["token"]!;
+        var (status, job, _) = await _http.Post($"/v1/jobs/{id}/release", $$"""{"lease_token":"{{token}}"}""");
+        Assert.Equal(200, status);
+        Assert.Equal("available", (string)job!["state"]!);
+        Assert.Equal(0, (int)job["attempt"]!);
+        Assert.Equal(409, (await _http.Post($"/v1/jobs/{id}/release", $$"""{"lease_token":"{{token}}"}""")).Status);
+    }
+
+    [Fact]
     public async Task Cancel_answers_200_then_409_once_finished()
     {
         var id = (long)(await _http.Enqueue(_queue))["id"]!;

@@ -368,6 +368,42 @@ public abstract class JobStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Release_gives_a_leased_job_back_without_counting_the_attempt()
+    {
+        var job = await EnqueueThenLease();
+        Assert.Equal(OutcomeStatus.StaleLease, (await Ack(AckRequest.Release(job.Id, "wrong"))).Status);
+        var outcome = await Ack(AckRequest.Release(job.Id, job.Lease!.Token));
+        Assert.Equal(JobState.Available, outcome.State);
+        var after = await Get(job.Id);
+        Assert.Equal(JobState.Available, after.State);
+        Assert.Equal(0, after.Attempt);
+        Assert.Equal(1, Assert.Single(await Lease()).Attempt);
+    }
+
+    [Fact]
+    public async Task Waiting_for_a_result_returns_once_the_job_finishes()
+    {
+        var job = await EnqueueThenLease();
+        var waiting = Store.JobWaitFinishedAsync(job.Id, TimeSpan.FromSeconds(20), None).AsTask();
+        Assert.False(waiting.IsCompleted);
+        await Ack(AckRequest.Complete(job.Id, job.Lease!.Token, "\"done\""));
+        var finished = await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(JobState.Completed, finished!.State);
+        Assert.Equal("\"done\"", finished.ResultJson);
+        Assert.Equal(JobState.Completed, (await Store.JobWaitFinishedAsync(job.Id, TimeSpan.FromSeconds(5), None))!.State);
+        Assert.Null(await Store.JobWaitFinishedAsync(777777777, TimeSpan.Zero, None));
+    }
+
+    [Fact]
+    public async Task Waiting_for_a_result_gives_up_after_the_wait_with_the_job_as_it_is()
+    {
+        var id = await Enqueue();
+        var waiting = Store.JobWaitFinishedAsync(id, TimeSpan.FromSeconds(3), None).AsTask();
+        Time.Advance(TimeSpan.FromSeconds(3));
+        Assert.Equal(JobState.Available, (await waiting.WaitAsync(TimeSpan.FromSeconds(10)))!.State);
+    }
+
+    [Fact]
     public async Task Batch_ack_answers_each_item_on_its_own()
     {
         await Enqueue();

@@ -53,6 +53,7 @@ internal sealed class AckBody
 {
     public List<CompleteBody>? Complete { get; set; }
     public List<FailBody>? Fail { get; set; }
+    public List<CompleteBody>? Release { get; set; }
 }
 
 internal sealed class CompatEnqueueBody

@@ -15,7 +15,9 @@ internal static class JobEndpoints
         v1.MapPost("/jobs/{id:long}/heartbeat", Heartbeat);
         v1.MapPost("/jobs/{id:long}/complete", Complete);
         v1.MapPost("/jobs/{id:long}/fail", Fail);
+        v1.MapPost("/jobs/{id:long}/release", Release);
         v1.MapPost("/jobs/ack", Ack);
+        v1.MapGet("/jobs/{id:long}/result", Result);
         v1.MapPost("/jobs/{id:long}/cancel", Cancel);
         v1.MapPost("/jobs/{id:long}/retry", Retry);
         v1.MapGet("/jobs/{id:long}", Get);
@@ -191,6 +193,36 @@ internal static class JobEndpoints
         return await JobOrProblem(outcome, store);
     }
 
+    private static async Task<IResult> Release(long id, HttpContext context, IJobStore store)
+    {
+        var (request, error) = await ParseSmall(context, BodyJson.Default.CompleteBody);
+        if (request is null) return error!;
+        if (string.IsNullOrEmpty(request.LeaseToken)) return Problems.BadRequest($"lease_token is required to release job {id}.");
+        var outcome = (await store.JobAckManyAsync([AckRequest.Release(id, request.LeaseToken)], context.RequestAborted))[0];
+        return await JobOrProblem(outcome, store);
+    }
+
+    /// <summary>RPC: waits up to wait_ms for the job to finish. 200 + job once finished, 202 + job while it is not yet.</summary>
+    private static async Task<IResult> Result(long id, HttpContext context, IJobStore store, IHostApplicationLifetime lifetime)
+    {
+        long waitMs = 0;
+        if (context.Request.Query["wait_ms"] is { Count: > 0 } text &&
+            (!long.TryParse(text, out waitMs) || waitMs < 0 || waitMs > JobLimits.MaxWait.TotalMilliseconds))
+            return Problems.BadRequest($"wait_ms must be a number between 0 and {(long)JobLimits.MaxWait.TotalMilliseconds}.");
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        Job? job;
+        try
+        {
+            job = await store.JobWaitFinishedAsync(id, TimeSpan.FromMilliseconds(waitMs), stop.Token);
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            job = await store.JobGetAsync(id, CancellationToken.None);
+        }
+        if (job is null) return Problems.NotFound($"Job {id} was not found.");
+        return JsonWriterResult.Job(job, job.State.IsFinished() ? 200 : 202);
+    }
+
     private static async Task<IResult> Ack(HttpContext context, IJobStore store, ServerOptions options)
     {
         var (request, error) = await ParseSmall(context, BodyJson.Default.AckBody, options.MaxBodyBytes);
@@ -207,6 +239,11 @@ internal static class JobEndpoints
             if (item.Id is not { } id) return Problems.BadRequest($"fail[{i}] needs an id.");
             if (!JobRequests.TryFail(id, item, out var ack, out var invalid)) return Problems.BadRequest($"fail[{i}]: {invalid}");
             acks.Add(ack);
+        }
+        foreach (var (item, i) in (request.Release ?? []).Select((r, i) => (r, i)))
+        {
+            if (item.Id is not { } id || string.IsNullOrEmpty(item.LeaseToken)) return Problems.BadRequest($"release[{i}] needs an id and a lease_token.");
+            acks.Add(AckRequest.Release(id, item.LeaseToken));
         }
         if (acks.Count > JobLimits.MaxBatchJobs)
             return Problems.TooLarge($"One ack may carry at most {JobLimits.MaxBatchJobs:N0} items, not {acks.Count:N0}.");
