@@ -1,4 +1,5 @@
 using Conveyor.Server.Http;
+using Conveyor.Server.Metrics;
 using Conveyor.Storage.Sqlite;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -23,6 +24,7 @@ public static class ConveyorServer
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(options.TimeProvider);
         builder.Services.AddSingleton<ServerClock>();
+        builder.Services.AddSingleton<PrometheusExporter>();
         builder.Services.AddSingleton<IJobStore>(_ => SqliteJobStore.Open(new SqliteStoreOptions
         {
             Path = options.DatabasePath,
@@ -35,11 +37,13 @@ public static class ConveyorServer
         app.UseStatusCodePages();
         JobEndpoints.Map(app);
         CompatEndpoints.Map(app);
+        MetricsEndpoint.Map(app);
         app.MapGet("/healthz", () => Results.Text("ok"));
 
         // Open the store before listening, so a broken data directory fails the start, not the first request.
         _ = app.Services.GetRequiredService<IJobStore>();
         _ = app.Services.GetRequiredService<ServerClock>(); // uptime counts from here, not from the first request
+        _ = app.Services.GetRequiredService<PrometheusExporter>(); // listen before the first job moves
         await app.StartAsync(cancellationToken);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new RunningServer(app, new Uri(address));

@@ -24,6 +24,16 @@ internal sealed class LiveIndex
 
     public LiveJob? Find(long id) => _jobs.GetValueOrDefault(id);
 
+    private readonly Dictionary<string, string> _kinds = new(StringComparer.Ordinal);
+
+    /// <summary>One string per distinct kind, so a million waiting jobs do not hold a million copies.</summary>
+    public string Intern(string kind)
+    {
+        if (_kinds.TryGetValue(kind, out var known)) return known;
+        _kinds[kind] = kind;
+        return kind;
+    }
+
     public QueueLine Queue(string name)
     {
         if (!_queues.TryGetValue(name, out var line))
@@ -101,6 +111,7 @@ internal sealed class LiveIndex
             job.LeaseExpiresMs = nowMs + leaseMs;
             job.ProgressJson = null;
             _leases.Enqueue((job, ++job.Version), job.LeaseExpiresMs);
+            ConveyorMetrics.JobStarted(queue.Name, job.Kind, (nowMs - job.RunAtMs) / 1000.0);
             picked.Add(job);
         }
         return picked;
@@ -277,9 +288,10 @@ internal sealed class QueueLine(string name)
     }
 }
 
-internal sealed class LiveJob(long id, QueueLine queue, int priority, long runAtMs, int attempt, int maxAttempts, string? partitionKey)
+internal sealed class LiveJob(long id, QueueLine queue, string kind, int priority, long runAtMs, int attempt, int maxAttempts, string? partitionKey)
 {
     public long Id { get; } = id;
+    public string Kind { get; } = kind;
     public QueueLine Queue { get; } = queue;
     public int Priority { get; } = priority;
     public string? PartitionKey { get; } = partitionKey;

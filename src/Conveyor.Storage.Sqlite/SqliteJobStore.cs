@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 
@@ -80,12 +81,12 @@ public sealed class SqliteJobStore : IJobStore
         foreach (var line in _index.Queues.ToList())
         {
             using var q = connection.CreateCommand();
-            q.CommandText = $"SELECT id, priority, run_at, attempt, max_attempts, partition_key FROM jobs WHERE queue = $queue AND state = {JobsTable.Waiting} ORDER BY id";
+            q.CommandText = $"SELECT id, priority, run_at, attempt, max_attempts, partition_key, kind FROM jobs WHERE queue = $queue AND state = {JobsTable.Waiting} ORDER BY id";
             q.Parameters.AddWithValue("$queue", line.Name);
             using var r = q.ExecuteReader();
             while (r.Read())
             {
-                _index.Add(new LiveJob(r.GetInt64(0), line, r.GetInt32(1), r.GetInt64(2), r.GetInt32(3), r.GetInt32(4),
+                _index.Add(new LiveJob(r.GetInt64(0), line, _index.Intern(r.GetString(6)), r.GetInt32(1), r.GetInt64(2), r.GetInt32(3), r.GetInt32(4),
                     r.IsDBNull(5) ? null : r.GetString(5)), now);
             }
         }
@@ -112,11 +113,13 @@ public sealed class SqliteJobStore : IJobStore
     private bool TryCommit(List<WriteOp> ops)
     {
         var now = NowMs;
+        var started = Stopwatch.GetTimestamp();
         try
         {
             _writer.Begin();
             foreach (var op in ops) op.Apply(_writer, now);
             _writer.Commit();
+            ConveyorMetrics.StoreCommitted("sqlite", ops.Count, Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
         catch (Exception error)
         {

@@ -55,7 +55,7 @@ internal sealed class SqliteWriter : IDisposable
         _insertEvent = Command(
             "INSERT INTO job_events (job_id, at, type, state, attempt, message) VALUES ($id, $at, $type, $state, $attempt, $message)",
             "$id", "$at", "$type", "$state", "$attempt", "$message");
-        _readForRetry = Command("SELECT state, queue, priority, max_attempts, partition_key FROM jobs WHERE id = $id", "$id");
+        _readForRetry = Command("SELECT state, queue, priority, max_attempts, partition_key, kind FROM jobs WHERE id = $id", "$id");
         _requeue = Command(
             "UPDATE jobs SET state = 0, attempt = 0, run_at = $now, started_at = NULL, finished_at = NULL, updated_at = $now WHERE id = $id",
             "$id", "$now");
@@ -152,14 +152,14 @@ internal sealed class SqliteWriter : IDisposable
     public void Event(long id, long atMs, string type, JobState state, int attempt, string? message) =>
         Run(_insertEvent, id, atMs, type, (int)state, attempt, message);
 
-    public readonly record struct RetryCandidate(int StoredState, string Queue, int Priority, int MaxAttempts, string? PartitionKey);
+    public readonly record struct RetryCandidate(int StoredState, string Queue, int Priority, int MaxAttempts, string? PartitionKey, string Kind);
 
     public RetryCandidate? ReadForRetry(long id)
     {
         _readForRetry.Parameters[0].Value = id;
         using var r = _readForRetry.ExecuteReader();
         if (!r.Read()) return null;
-        return new RetryCandidate(r.GetInt32(0), r.GetString(1), r.GetInt32(2), r.GetInt32(3), r.IsDBNull(4) ? null : r.GetString(4));
+        return new RetryCandidate(r.GetInt32(0), r.GetString(1), r.GetInt32(2), r.GetInt32(3), r.IsDBNull(4) ? null : r.GetString(4), r.GetString(5));
     }
 
     public void Requeue(long id, long nowMs) => Run(_requeue, id, nowMs);

@@ -62,7 +62,8 @@ internal sealed class InsertOp(IReadOnlyList<NewJob> jobs) : WriteOp<IReadOnlyLi
         {
             if (_results[i].Replayed) continue;
             var job = jobs[i];
-            index.Add(new LiveJob(_results[i].Id, index.Queue(job.Queue), job.Priority, _runAtMs[i], 0, job.MaxAttempts, job.PartitionKey), nowMs);
+            index.Add(new LiveJob(_results[i].Id, index.Queue(job.Queue), index.Intern(job.Kind), job.Priority, _runAtMs[i], 0, job.MaxAttempts, job.PartitionKey), nowMs);
+            ConveyorMetrics.JobEnqueued(job.Queue, job.Kind);
         }
     }
 }
@@ -116,8 +117,10 @@ internal sealed class AckOp(IReadOnlyList<ClaimedAck> acks, RetryPolicy policy) 
         for (var i = 0; i < acks.Count; i++)
         {
             var job = acks[i].Job;
-            if (_results[i].State is JobState.Scheduled or JobState.Available) index.Reschedule(job, _runAtMs[i], nowMs);
-            else index.Finish(job, _results[i].State!.Value);
+            var state = _results[i].State!.Value;
+            ConveyorMetrics.JobFinishedAttempt(job.Queue.Name, job.Kind, state, (nowMs - acks[i].StartedMs) / 1000.0);
+            if (state is JobState.Scheduled or JobState.Available) index.Reschedule(job, _runAtMs[i], nowMs);
+            else index.Finish(job, state);
         }
     }
 
@@ -174,7 +177,7 @@ internal sealed class RetryOp(long id) : WriteOp<JobOutcome>
         if (!_result.IsOk) return;
         var queue = index.Queue(_row.Queue);
         queue.Adjust((JobState)_row.StoredState, -1);
-        index.Add(new LiveJob(id, queue, _row.Priority, nowMs, 0, _row.MaxAttempts, _row.PartitionKey), nowMs);
+        index.Add(new LiveJob(id, queue, index.Intern(_row.Kind), _row.Priority, nowMs, 0, _row.MaxAttempts, _row.PartitionKey), nowMs);
     }
 }
 
@@ -205,7 +208,9 @@ internal sealed class ExpireOp(IReadOnlyList<(LiveJob Job, int Attempt, long Sta
     {
         foreach (var (job, _, _, dead) in expired)
         {
-            if (dead) index.Finish(job, JobState.Dead);
+            if (!dead) continue;
+            ConveyorMetrics.JobDead(job.Queue.Name, job.Kind);
+            index.Finish(job, JobState.Dead);
         }
     }
 
