@@ -16,8 +16,10 @@ public static class ConveyorServer
         options.Validate();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        if (options.LogFormat == "json") builder.Logging.AddJsonConsole(o => o.UseUtcTimestamp = true);
+        else builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.UseUtcTimestamp = true; });
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.Logging.AddFilter("Conveyor", LogLevel.Information);
         builder.WebHost.UseUrls($"http://{options.Host}:{options.Port}");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxBodyBytes);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
@@ -31,6 +33,7 @@ public static class ConveyorServer
             TimeProvider = options.TimeProvider,
         }));
         builder.Services.AddProblemDetails();
+        ServerTelemetry.AddOtlpExportWhenConfigured(builder.Services);
 
         var app = builder.Build();
         app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = e => e is StoreUnavailableException ? 503 : 500 });
@@ -38,7 +41,7 @@ public static class ConveyorServer
         JobEndpoints.Map(app);
         CompatEndpoints.Map(app);
         MetricsEndpoint.Map(app);
-        app.MapGet("/healthz", () => Results.Text("ok"));
+        HealthEndpoints.Map(app);
 
         // Open the store before listening, so a broken data directory fails the start, not the first request.
         _ = app.Services.GetRequiredService<IJobStore>();

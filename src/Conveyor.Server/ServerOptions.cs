@@ -23,6 +23,9 @@ public sealed class ServerOptions
     /// <summary>Largest request body of any kind (batches).</summary>
     public long MaxBodyBytes { get; init; } = DefaultMaxBodyBytes;
 
+    /// <summary><c>text</c> (one line per entry) or <c>json</c> (one JSON object per line, for log shippers).</summary>
+    public string LogFormat { get; init; } = "text";
+
     /// <summary>Time source for the store; tests pass a fake.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -38,6 +41,7 @@ public sealed class ServerOptions
         if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be between 0 and 65535, not {Port}.");
         if (string.IsNullOrWhiteSpace(DataDirectory)) throw new ArgumentException("--data must name a directory for the database.");
         if (MaxJobBytes < 1024) throw new ArgumentException($"--max-job-bytes must be at least 1024, not {MaxJobBytes}.");
+        if (LogFormat is not ("text" or "json")) throw new ArgumentException($"--log-format must be text or json, not '{LogFormat}'.");
         if (MaxBodyBytes < MaxJobBytes) throw new ArgumentException($"--max-body-bytes ({MaxBodyBytes}) must be at least --max-job-bytes ({MaxJobBytes}).");
     }
 }

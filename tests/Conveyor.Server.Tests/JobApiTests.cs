@@ -366,3 +366,39 @@ public sealed class JobApiTests(ServerFixture server) : IClassFixture<ServerFixt
         Assert.NotEmpty(bytes);
     }
 }
+
+public sealed class HealthAndTracingTests(ServerFixture server) : IClassFixture<ServerFixture>
+{
+    private readonly HttpClient _http = server.Http;
+
+    [Fact]
+    public async Task Healthz_and_readyz_answer_ok()
+    {
+        Assert.Equal("ok\n", await _http.GetStringAsync("/healthz"));
+        Assert.Equal("ready\n", await _http.GetStringAsync("/readyz"));
+    }
+
+    [Fact]
+    public async Task Enqueue_carries_the_callers_trace_onto_the_job_and_the_lease()
+    {
+        var spans = new System.Collections.Concurrent.ConcurrentBag<System.Diagnostics.Activity>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "Conveyor.Server",
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) =>
+                System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Add,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+        var queue = HttpJson.UniqueQueue("trace");
+        const string traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/queues/{queue}/jobs") { Content = HttpJson.Json("{}") };
+        request.Headers.Add("traceparent", $"00-{traceId}-00f067aa0ba902b7-01");
+        using var response = await _http.SendAsync(request);
+        var job = System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.Contains(traceId, (string)job["trace_parent"]!);
+        var leased = (await _http.Lease(queue)).Single()!;
+        Assert.Contains(traceId, (string)leased["trace_parent"]!);
+        Assert.Contains(spans, s => s.OperationName == "conveyor.enqueue" && s.TraceId.ToHexString() == traceId);
+    }
+}

@@ -39,7 +39,10 @@ internal static class JobEndpoints
             if (body.IsEmpty) return Problems.BadRequest("The request body is empty: send a JSON object such as {\"kind\": \"email.send\", \"payload\": {}}.");
             if (!RequestBody.TryParse(body.Span, BodyJson.Default.EnqueueBody, out var request, out var error)) return error!;
             if (request is null) return Problems.BadRequest("The request body must be a JSON object, not null.");
-            if (!JobRequests.TryBuild(queue, request, time.GetUtcNow(), out var job, out var invalid)) return Problems.BadRequest(invalid!);
+            using var span = ServerTelemetry.Source.StartActivity("conveyor.enqueue");
+            span?.SetTag("conveyor.queue", queue);
+            if (!JobRequests.TryBuild(queue, request, time.GetUtcNow(), ServerTelemetry.TraceParentFor(null, context), out var job, out var invalid))
+                return Problems.BadRequest(invalid!);
             // Durability checkpoint: the store answers only once the insert is committed and fsynced.
             var inserted = (await store.JobInsertManyAsync([job], context.RequestAborted))[0];
             context.Response.Headers.Location = $"/v1/jobs/{inserted.Id}";
@@ -64,6 +67,10 @@ internal static class JobEndpoints
             if (requests!.Count > JobLimits.MaxBatchJobs)
                 return Problems.TooLarge($"A batch may hold at most {JobLimits.MaxBatchJobs:N0} jobs, not {requests.Count:N0}: split it.");
             var now = time.GetUtcNow();
+            using var span = ServerTelemetry.Source.StartActivity("conveyor.enqueue_batch");
+            span?.SetTag("conveyor.queue", queue);
+            span?.SetTag("conveyor.jobs", requests.Count);
+            var traceParent = ServerTelemetry.TraceParentFor(null, context);
             var jobs = new List<NewJob>(requests.Count);
             for (var i = 0; i < requests.Count; i++)
             {
@@ -71,7 +78,7 @@ internal static class JobEndpoints
                 if (size > options.MaxJobBytes)
                     return Problems.TooLarge($"Job {i} of the batch is {size:N0} bytes, over the limit of {options.MaxJobBytes:N0} bytes per job.");
                 if (request is null) return Problems.BadRequest($"Job {i} of the batch is null: each must be a JSON object.");
-                if (!JobRequests.TryBuild(queue, request, now, out var job, out var invalid))
+                if (!JobRequests.TryBuild(queue, request, now, traceParent, out var job, out var invalid))
                     return Problems.BadRequest($"Job {i} of the batch is invalid: {invalid} Nothing was enqueued.");
                 jobs.Add(job);
             }
@@ -153,6 +160,8 @@ internal static class JobEndpoints
         if (!JobRequests.TryLease(queue, request ?? new LeaseBody(), out var lease, out var invalid)) return Problems.BadRequest(invalid!);
         // A long poll ends early when the client goes away or the server is shutting down.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        using var span = ServerTelemetry.Source.StartActivity("conveyor.lease");
+        span?.SetTag("conveyor.queue", queue);
         IReadOnlyList<Job> jobs;
         try
         {
@@ -162,6 +171,7 @@ internal static class JobEndpoints
         {
             return Results.NoContent();
         }
+        span?.SetTag("conveyor.jobs", jobs.Count);
         return jobs.Count == 0 ? Results.NoContent() : JsonWriterResult.Jobs(jobs);
     }
 
@@ -180,6 +190,8 @@ internal static class JobEndpoints
         var (request, error) = await ParseSmall(context, BodyJson.Default.CompleteBody, options.MaxJobBytes);
         if (request is null) return error!;
         if (!JobRequests.TryComplete(id, request, out var ack, out var invalid)) return Problems.BadRequest(invalid!);
+        using var span = ServerTelemetry.Source.StartActivity("conveyor.complete");
+        span?.SetTag("conveyor.job_id", id);
         var outcome = (await store.JobAckManyAsync([ack], context.RequestAborted))[0];
         return await JobOrProblem(outcome, store);
     }
@@ -189,6 +201,8 @@ internal static class JobEndpoints
         var (request, error) = await ParseSmall(context, BodyJson.Default.FailBody, options.MaxJobBytes);
         if (request is null) return error!;
         if (!JobRequests.TryFail(id, request, out var ack, out var invalid)) return Problems.BadRequest(invalid!);
+        using var span = ServerTelemetry.Source.StartActivity("conveyor.fail");
+        span?.SetTag("conveyor.job_id", id);
         var outcome = (await store.JobAckManyAsync([ack], context.RequestAborted))[0];
         return await JobOrProblem(outcome, store);
     }
@@ -247,6 +261,8 @@ internal static class JobEndpoints
         }
         if (acks.Count > JobLimits.MaxBatchJobs)
             return Problems.TooLarge($"One ack may carry at most {JobLimits.MaxBatchJobs:N0} items, not {acks.Count:N0}.");
+        using var span = ServerTelemetry.Source.StartActivity("conveyor.ack");
+        span?.SetTag("conveyor.jobs", acks.Count);
         var outcomes = await store.JobAckManyAsync(acks, context.RequestAborted);
         return new JsonWriterResult(200, w =>
         {

@@ -9,7 +9,7 @@ internal static class JobRequests
         ? null
         : $"'{Truncate(queue)}' is not a valid queue name: use 1-{JobLimits.MaxNameLength} letters, digits, '.', '_', '-' or ':'.";
 
-    public static bool TryBuild(string queue, EnqueueBody body, DateTimeOffset now, out NewJob job, out string? error)
+    public static bool TryBuild(string queue, EnqueueBody body, DateTimeOffset now, string? traceParent, out NewJob job, out string? error)
     {
         job = null!;
         error = Check(body, now);
@@ -25,7 +25,7 @@ internal static class JobRequests
             IdempotencyKey = body.IdempotencyKey,
             PartitionKey = body.PartitionKey,
             Tags = body.Tags ?? [],
-            TraceParent = body.TraceParent,
+            TraceParent = body.TraceParent ?? traceParent,
         };
         return true;
     }

@@ -1,0 +1,29 @@
+namespace Conveyor.Server.Http;
+
+/// <summary>Liveness (<c>/healthz</c>: the process serves HTTP) and readiness (<c>/readyz</c>: the store answers).</summary>
+internal static class HealthEndpoints
+{
+    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(5);
+
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        app.MapGet("/readyz", ReadyAsync);
+    }
+
+    private static async Task<IResult> ReadyAsync(IJobStore store, CancellationToken ct)
+    {
+        // Migrations run before the server listens, so a store that answers a read is a migrated store.
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(ReadyTimeout);
+        try
+        {
+            await store.QueueListAsync(timeout.Token);
+            return Results.Text("ready\n");
+        }
+        catch (Exception e) when (e is StoreUnavailableException or OperationCanceledException or TimeoutException)
+        {
+            return Problems.Unavailable($"The store is not answering: {e.Message}");
+        }
+    }
+}
