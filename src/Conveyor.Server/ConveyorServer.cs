@@ -1,5 +1,6 @@
 using Conveyor.Server.Http;
 using Conveyor.Server.Metrics;
+using Conveyor.Server.Security;
 using Conveyor.Storage.Sqlite;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -38,6 +39,8 @@ public static class ConveyorServer
         var app = builder.Build();
         app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = e => e is StoreUnavailableException ? 503 : 500 });
         app.UseStatusCodePages();
+        app.UseRouting();
+        app.UseMiddleware<AccessControlMiddleware>();
         JobEndpoints.Map(app);
         CompatEndpoints.Map(app);
         MetricsEndpoint.Map(app);

@@ -26,6 +26,12 @@ public sealed class ServerOptions
     /// <summary><c>text</c> (one line per entry) or <c>json</c> (one JSON object per line, for log shippers).</summary>
     public string LogFormat { get; init; } = "text";
 
+    /// <summary>API keys with their roles. With none, every request is allowed and the server only listens on loopback.</summary>
+    public IReadOnlyList<Security.ApiKey> ApiKeys { get; init; } = [];
+
+    /// <summary>Listen beyond loopback without API keys. Off by default so nobody exposes an open queue by accident.</summary>
+    public bool AllowAnonymous { get; init; }
+
     /// <summary>Time source for the store; tests pass a fake.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -41,6 +47,10 @@ public sealed class ServerOptions
         if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be between 0 and 65535, not {Port}.");
         if (string.IsNullOrWhiteSpace(DataDirectory)) throw new ArgumentException("--data must name a directory for the database.");
         if (MaxJobBytes < 1024) throw new ArgumentException($"--max-job-bytes must be at least 1024, not {MaxJobBytes}.");
+        if (ApiKeys.Count == 0 && !AllowAnonymous && !Security.ApiKey.IsLoopback(Host))
+            throw new ArgumentException(
+                $"Refusing to listen on {Host} without API keys: anyone who can reach it could read and change every job. " +
+                "Configure keys with --api-keys key:role (or CONVEYOR_API_KEYS), or pass --allow-anonymous if the network is trusted.");
         if (LogFormat is not ("text" or "json")) throw new ArgumentException($"--log-format must be text or json, not '{LogFormat}'.");
         if (MaxBodyBytes < MaxJobBytes) throw new ArgumentException($"--max-body-bytes ({MaxBodyBytes}) must be at least --max-job-bytes ({MaxJobBytes}).");
     }

@@ -1,3 +1,5 @@
+using Conveyor.Server.Security;
+
 namespace Conveyor.Server.Http;
 
 /// <summary>
@@ -15,12 +17,12 @@ internal static class CompatEndpoints
 
     public static void Map(IEndpointRouteBuilder app)
     {
-        app.MapPut("/jobs/enqueue", Enqueue);
-        app.MapPost("/jobs/dequeue", Dequeue);
-        app.MapPost("/jobs/conclude/{id:long}", Conclude);
-        app.MapPost("/jobs/cancel", Cancel);
-        app.MapGet("/jobs/stats", Stats);
-        app.MapGet("/jobs/{id:long}", Get);
+        app.MapPut("/jobs/enqueue", Enqueue).Requires(Access.Enqueue);
+        app.MapPost("/jobs/dequeue", Dequeue).Requires(Access.Work);
+        app.MapPost("/jobs/conclude/{id:long}", Conclude).Requires(Access.Work);
+        app.MapPost("/jobs/cancel", Cancel).Requires(Access.Admin);
+        app.MapGet("/jobs/stats", Stats).Requires(Access.Read);
+        app.MapGet("/jobs/{id:long}", Get).Requires(Access.Read);
     }
 
     private static IResult Message(int status, string message) =>

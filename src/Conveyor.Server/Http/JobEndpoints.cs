@@ -1,3 +1,5 @@
+using Conveyor.Server.Security;
+
 using System.Text;
 using System.Text.Json;
 
@@ -9,24 +11,24 @@ internal static class JobEndpoints
     public static void Map(IEndpointRouteBuilder app)
     {
         var v1 = app.MapGroup("/v1");
-        v1.MapPost("/queues/{queue}/jobs", EnqueueOne);
-        v1.MapPost("/queues/{queue}/jobs/batch", EnqueueBatch);
-        v1.MapPost("/queues/{queue}/lease", Lease);
-        v1.MapPost("/jobs/{id:long}/heartbeat", Heartbeat);
-        v1.MapPost("/jobs/{id:long}/complete", Complete);
-        v1.MapPost("/jobs/{id:long}/fail", Fail);
-        v1.MapPost("/jobs/{id:long}/release", Release);
-        v1.MapPost("/jobs/ack", Ack);
-        v1.MapGet("/jobs/{id:long}/result", Result);
-        v1.MapPost("/jobs/{id:long}/cancel", Cancel);
-        v1.MapPost("/jobs/{id:long}/retry", Retry);
-        v1.MapGet("/jobs/{id:long}", Get);
-        v1.MapGet("/jobs/{id:long}/events", Events);
-        v1.MapGet("/jobs", Search);
-        v1.MapGet("/queues", Queues);
-        v1.MapPost("/queues/{queue}/pause", (string queue, IJobStore store, CancellationToken ct) => SetPaused(queue, true, store, ct));
-        v1.MapPost("/queues/{queue}/resume", (string queue, IJobStore store, CancellationToken ct) => SetPaused(queue, false, store, ct));
-        v1.MapGet("/stats", Stats);
+        v1.MapPost("/queues/{queue}/jobs", EnqueueOne).Requires(Access.Enqueue);
+        v1.MapPost("/queues/{queue}/jobs/batch", EnqueueBatch).Requires(Access.Enqueue);
+        v1.MapPost("/queues/{queue}/lease", Lease).Requires(Access.Work);
+        v1.MapPost("/jobs/{id:long}/heartbeat", Heartbeat).Requires(Access.Work);
+        v1.MapPost("/jobs/{id:long}/complete", Complete).Requires(Access.Work);
+        v1.MapPost("/jobs/{id:long}/fail", Fail).Requires(Access.Work);
+        v1.MapPost("/jobs/{id:long}/release", Release).Requires(Access.Work);
+        v1.MapPost("/jobs/ack", Ack).Requires(Access.Work);
+        v1.MapGet("/jobs/{id:long}/result", Result).Requires(Access.Read);
+        v1.MapPost("/jobs/{id:long}/cancel", Cancel).Requires(Access.Admin);
+        v1.MapPost("/jobs/{id:long}/retry", Retry).Requires(Access.Admin);
+        v1.MapGet("/jobs/{id:long}", Get).Requires(Access.Read);
+        v1.MapGet("/jobs/{id:long}/events", Events).Requires(Access.Read);
+        v1.MapGet("/jobs", Search).Requires(Access.Read);
+        v1.MapGet("/queues", Queues).Requires(Access.Read);
+        v1.MapPost("/queues/{queue}/pause", (string queue, IJobStore store, CancellationToken ct) => SetPaused(queue, true, store, ct)).Requires(Access.Admin);
+        v1.MapPost("/queues/{queue}/resume", (string queue, IJobStore store, CancellationToken ct) => SetPaused(queue, false, store, ct)).Requires(Access.Admin);
+        v1.MapGet("/stats", Stats).Requires(Access.Read);
     }
 
     private static async Task<IResult> EnqueueOne(string queue, HttpContext context, IJobStore store, ServerOptions options, TimeProvider time)

@@ -1,3 +1,4 @@
+using Conveyor.Server.Security;
 using System.Text;
 
 namespace Conveyor.Server.Metrics;
@@ -7,7 +8,7 @@ internal static class MetricsEndpoint
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    public static void Map(IEndpointRouteBuilder app) => app.MapGet("/metrics", WriteAsync).ExcludeFromDescription();
+    public static void Map(IEndpointRouteBuilder app) => app.MapGet("/metrics", WriteAsync).ExcludeFromDescription().Requires(Access.Read);
 
     private static async Task<IResult> WriteAsync(IJobStore store, PrometheusExporter exporter, ServerClock clock, CancellationToken ct)
     {

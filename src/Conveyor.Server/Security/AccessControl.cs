@@ -1,0 +1,52 @@
+namespace Conveyor.Server.Security;
+
+/// <summary>Endpoint metadata: the access a route needs. Routes without it (health) are open.</summary>
+public sealed record RequiresAccess(Access Access);
+
+/// <summary>
+/// Checks <c>Authorization: Bearer &lt;key&gt;</c> against the configured keys when there are any: 401 without a
+/// known key, 403 when the key's role does not grant the route's access. With no keys configured every request passes
+/// (the server then listens on loopback only, unless --allow-anonymous).
+/// </summary>
+internal sealed class AccessControlMiddleware(RequestDelegate next, ServerOptions options)
+{
+    public Task InvokeAsync(HttpContext context)
+    {
+        if (options.ApiKeys.Count == 0) return next(context);
+        var required = context.GetEndpoint()?.Metadata.GetMetadata<RequiresAccess>();
+        if (required is null) return next(context);
+        var header = context.Request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+            return Deny(context, 401, "Unauthorized", "This server needs an API key: send it as 'Authorization: Bearer <key>'.");
+        var role = ApiKey.Find(options.ApiKeys, header["Bearer ".Length..].Trim());
+        if (role is null)
+            return Deny(context, 401, "Unauthorized", "The API key is not one this server knows.");
+        if (!role.Value.Allows(required.Access))
+            return Deny(context, 403, "Forbidden",
+                $"A {role.Value.ToWire()} key may not {Describe(required.Access)}; use a key with a role that may ({RolesFor(required.Access)}).");
+        return next(context);
+    }
+
+    private static string Describe(Access access) => access switch
+    {
+        Access.Enqueue => "enqueue jobs",
+        Access.Read => "read jobs, queues or stats",
+        Access.Work => "lease or finish jobs",
+        _ => "cancel, retry, pause or resume",
+    };
+
+    private static string RolesFor(Access access) =>
+        string.Join(" or ", Enum.GetValues<ApiKeyRole>().Where(r => r.Allows(access)).Select(r => r.ToWire()));
+
+    private static async Task Deny(HttpContext context, int status, string title, string detail)
+    {
+        if (status == 401) context.Response.Headers.WWWAuthenticate = "Bearer";
+        await Results.Problem(detail, statusCode: status, title: title).ExecuteAsync(context);
+    }
+}
+
+internal static class AccessControlExtensions
+{
+    public static TBuilder Requires<TBuilder>(this TBuilder builder, Access access) where TBuilder : IEndpointConventionBuilder =>
+        builder.WithMetadata(new RequiresAccess(access));
+}
