@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Conveyor.Server.Http;
 using Conveyor.Server.Metrics;
 using Conveyor.Server.Security;
@@ -34,6 +35,8 @@ public static class ConveyorServer
             TimeProvider = options.TimeProvider,
         }));
         builder.Services.AddProblemDetails();
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
+        builder.Services.AddOpenApi("v1", OpenApiDocument.Configure);
         ServerTelemetry.AddOtlpExportWhenConfigured(builder.Services);
 
         var app = builder.Build();
@@ -45,6 +48,7 @@ public static class ConveyorServer
         CompatEndpoints.Map(app);
         MetricsEndpoint.Map(app);
         HealthEndpoints.Map(app);
+        app.MapOpenApi("/openapi/{documentName}.json");
 
         // Open the store before listening, so a broken data directory fails the start, not the first request.
         _ = app.Services.GetRequiredService<IJobStore>();

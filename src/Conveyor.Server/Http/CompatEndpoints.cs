@@ -17,6 +17,8 @@ internal static class CompatEndpoints
 
     public static void Map(IEndpointRouteBuilder app)
     {
+        // Not part of the v1 contract, so not in the OpenAPI document.
+        app = app.MapGroup("").ExcludeFromDescription();
         app.MapPut("/jobs/enqueue", Enqueue).Requires(Access.Enqueue);
         app.MapPost("/jobs/dequeue", Dequeue).Requires(Access.Work);
         app.MapPost("/jobs/conclude/{id:long}", Conclude).Requires(Access.Work);

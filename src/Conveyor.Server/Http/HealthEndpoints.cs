@@ -7,8 +7,10 @@ internal static class HealthEndpoints
 
     public static void Map(IEndpointRouteBuilder app)
     {
-        app.MapGet("/healthz", () => Results.Text("ok\n"));
-        app.MapGet("/readyz", ReadyAsync);
+        app.MapGet("/healthz", () => Results.Text("ok\n"))
+            .WithName("health").WithTags("health").WithSummary("Liveness: the process serves HTTP").Produces<string>(200, "text/plain");
+        app.MapGet("/readyz", ReadyAsync)
+            .WithName("ready").WithTags("health").WithSummary("Readiness: the store answers").Produces<string>(200, "text/plain").ProducesProblem(503);
     }
 
     private static async Task<IResult> ReadyAsync(IJobStore store, CancellationToken ct)

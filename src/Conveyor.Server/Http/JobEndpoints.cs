@@ -10,25 +10,128 @@ internal static class JobEndpoints
 {
     public static void Map(IEndpointRouteBuilder app)
     {
-        var v1 = app.MapGroup("/v1");
-        v1.MapPost("/queues/{queue}/jobs", EnqueueOne).Requires(Access.Enqueue);
-        v1.MapPost("/queues/{queue}/jobs/batch", EnqueueBatch).Requires(Access.Enqueue);
-        v1.MapPost("/queues/{queue}/lease", Lease).Requires(Access.Work);
-        v1.MapPost("/jobs/{id:long}/heartbeat", Heartbeat).Requires(Access.Work);
-        v1.MapPost("/jobs/{id:long}/complete", Complete).Requires(Access.Work);
-        v1.MapPost("/jobs/{id:long}/fail", Fail).Requires(Access.Work);
-        v1.MapPost("/jobs/{id:long}/release", Release).Requires(Access.Work);
-        v1.MapPost("/jobs/ack", Ack).Requires(Access.Work);
-        v1.MapGet("/jobs/{id:long}/result", Result).Requires(Access.Read);
-        v1.MapPost("/jobs/{id:long}/cancel", Cancel).Requires(Access.Admin);
-        v1.MapPost("/jobs/{id:long}/retry", Retry).Requires(Access.Admin);
-        v1.MapGet("/jobs/{id:long}", Get).Requires(Access.Read);
-        v1.MapGet("/jobs/{id:long}/events", Events).Requires(Access.Read);
-        v1.MapGet("/jobs", Search).Requires(Access.Read);
-        v1.MapGet("/queues", Queues).Requires(Access.Read);
-        v1.MapPost("/queues/{queue}/pause", (string queue, IJobStore store, CancellationToken ct) => SetPaused(queue, true, store, ct)).Requires(Access.Admin);
-        v1.MapPost("/queues/{queue}/resume", (string queue, IJobStore store, CancellationToken ct) => SetPaused(queue, false, store, ct)).Requires(Access.Admin);
-        v1.MapGet("/stats", Stats).Requires(Access.Read);
+        var v1 = app.MapGroup("/v1")
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status403Forbidden)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
+            .WithTags("jobs");
+        v1.MapPost("/queues/{queue}/jobs", EnqueueOne).Requires(Access.Enqueue)
+            .WithName("enqueueJob")
+            .WithSummary("Enqueue one job")
+            .Accepts<EnqueueBody>("application/json")
+            .Produces<JobResponse>(201)
+            .Produces<JobResponse>(200)
+            .ProducesProblem(400)
+            .ProducesProblem(413);
+        v1.MapPost("/queues/{queue}/jobs/batch", EnqueueBatch).Requires(Access.Enqueue)
+            .WithName("enqueueJobs")
+            .WithSummary("Enqueue many jobs (JSON array, or NDJSON with Content-Type application/x-ndjson)")
+            .Accepts<List<EnqueueBody>>("application/json", "application/x-ndjson")
+            .Produces<BatchEnqueueResponse>(200)
+            .ProducesProblem(400)
+            .ProducesProblem(413);
+        v1.MapPost("/queues/{queue}/lease", Lease).Requires(Access.Work)
+            .WithName("leaseJobs")
+            .WithSummary("Lease available jobs, long-polling up to wait_ms")
+            .Accepts<LeaseBody>("application/json")
+            .Produces<List<JobResponse>>(200)
+            .Produces(204)
+            .ProducesProblem(400);
+        v1.MapPost("/jobs/{id:long}/heartbeat", Heartbeat).Requires(Access.Work)
+            .WithName("heartbeatJob")
+            .WithSummary("Extend a lease and record progress")
+            .Accepts<HeartbeatBody>("application/json")
+            .Produces<JobResponse>(200)
+            .ProducesProblem(400)
+            .ProducesProblem(404)
+            .ProducesProblem(409);
+        v1.MapPost("/jobs/{id:long}/complete", Complete).Requires(Access.Work)
+            .WithName("completeJob")
+            .WithSummary("Complete a leased job with its result")
+            .Accepts<CompleteBody>("application/json")
+            .Produces<JobResponse>(200)
+            .ProducesProblem(400)
+            .ProducesProblem(404)
+            .ProducesProblem(409);
+        v1.MapPost("/jobs/{id:long}/fail", Fail).Requires(Access.Work)
+            .WithName("failJob")
+            .WithSummary("Fail an attempt: retried with backoff, or dead")
+            .Accepts<FailBody>("application/json")
+            .Produces<JobResponse>(200)
+            .ProducesProblem(400)
+            .ProducesProblem(404)
+            .ProducesProblem(409);
+        v1.MapPost("/jobs/{id:long}/release", Release).Requires(Access.Work)
+            .WithName("releaseJob")
+            .WithSummary("Hand a leased job back untouched")
+            .Accepts<CompleteBody>("application/json")
+            .Produces<JobResponse>(200)
+            .ProducesProblem(400)
+            .ProducesProblem(404)
+            .ProducesProblem(409);
+        v1.MapPost("/jobs/ack", Ack).Requires(Access.Work)
+            .WithName("ackJobs")
+            .WithSummary("Complete, fail and release many jobs in one call")
+            .Accepts<AckBody>("application/json")
+            .Produces<AckResponse>(200)
+            .ProducesProblem(400)
+            .ProducesProblem(413);
+        v1.MapGet("/jobs/{id:long}/result", Result).Requires(Access.Read)
+            .WithName("getJobResult")
+            .WithSummary("Wait up to wait_ms for a job to finish (RPC)")
+            .Produces<JobResponse>(200)
+            .Produces<JobResponse>(202)
+            .ProducesProblem(400)
+            .ProducesProblem(404);
+        v1.MapPost("/jobs/{id:long}/cancel", Cancel).Requires(Access.Admin)
+            .WithName("cancelJob")
+            .WithSummary("Cancel an unfinished job")
+            .Produces<JobResponse>(200)
+            .ProducesProblem(404)
+            .ProducesProblem(409);
+        v1.MapPost("/jobs/{id:long}/retry", Retry).Requires(Access.Admin)
+            .WithName("retryJob")
+            .WithSummary("Make a dead or cancelled job available again")
+            .Produces<JobResponse>(200)
+            .ProducesProblem(404)
+            .ProducesProblem(409);
+        v1.MapGet("/jobs/{id:long}", Get).Requires(Access.Read)
+            .WithName("getJob")
+            .WithSummary("Get one job")
+            .Produces<JobResponse>(200)
+            .ProducesProblem(404);
+        v1.MapGet("/jobs/{id:long}/events", Events).Requires(Access.Read)
+            .WithName("getJobEvents")
+            .WithSummary("A job's history, oldest first")
+            .Produces<List<JobEventResponse>>(200)
+            .ProducesProblem(404);
+        v1.MapGet("/jobs", Search).Requires(Access.Read)
+            .WithName("searchJobs")
+            .WithSummary("Search jobs, newest first, with keyset pagination")
+            .Produces<JobPageResponse>(200)
+            .ProducesProblem(400);
+        v1.MapGet("/queues", Queues).Requires(Access.Read)
+            .WithName("listQueues")
+            .WithTags("queues")
+            .WithSummary("List queues with job counts per state")
+            .Produces<List<QueueResponse>>(200);
+        v1.MapPost("/queues/{queue}/pause", (string queue, IJobStore store, CancellationToken ct) => SetPaused(queue, true, store, ct)).Requires(Access.Admin)
+            .WithName("pauseQueue")
+            .WithTags("queues")
+            .WithSummary("Pause a queue: it accepts jobs but leases none")
+            .Produces<QueueResponse>(200)
+            .ProducesProblem(400);
+        v1.MapPost("/queues/{queue}/resume", (string queue, IJobStore store, CancellationToken ct) => SetPaused(queue, false, store, ct)).Requires(Access.Admin)
+            .WithName("resumeQueue")
+            .WithTags("queues")
+            .WithSummary("Resume a paused queue")
+            .Produces<QueueResponse>(200)
+            .ProducesProblem(400);
+        v1.MapGet("/stats", Stats).Requires(Access.Read)
+            .WithName("getStats")
+            .WithTags("queues")
+            .WithSummary("Totals per state, since-start counters and uptime")
+            .Produces<StatsResponse>(200);
     }
 
     private static async Task<IResult> EnqueueOne(string queue, HttpContext context, IJobStore store, ServerOptions options, TimeProvider time)
