@@ -1,4 +1,6 @@
-namespace Conveyor.Storage.Sqlite.Tests;
+using Conveyor.Storage.Sqlite;
+
+namespace Conveyor.Storage.Tests;
 
 /// <summary>The contract suite against a real SQLite file in a fresh temp directory per test.</summary>
 public sealed class SqliteJobStoreTests : JobStoreContractTests
@@ -21,6 +23,9 @@ public sealed class SqliteJobStoreTests : JobStoreContractTests
     }
 
     protected override Task MaintainAsync() => ((SqliteJobStore)Store).RunMaintenanceAsync();
+
+    /// <summary>Leases live in memory: a restart forgets them and the job is available at once.</summary>
+    protected override bool LeasesSurviveRestart => false;
 
     public override async Task DisposeAsync()
     {

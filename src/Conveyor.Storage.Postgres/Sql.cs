@@ -1,0 +1,248 @@
+namespace Conveyor.Storage.Postgres;
+
+/// <summary>
+/// The store's SQL, one dialect, as named constants per table. <c>{s}</c> stands for the schema; <see cref="Statements"/>
+/// fills it in once per store. Every time is a parameter (<c>@now</c>) from the store's <see cref="TimeProvider"/>.
+/// </summary>
+internal static class Sql
+{
+    public static string For(string schema, string text) => text.Replace("{s}", "\"" + schema + "\"", StringComparison.Ordinal);
+
+    /// <summary>The NOTIFY channel of a schema; the payload is the queue name.</summary>
+    public static string Channel(string schema) => schema + "_jobs";
+}
+
+/// <summary>Statements on <c>jobs</c> (and the event rows written beside them).</summary>
+internal static class JobsSql
+{
+    public const string Columns =
+        "id, queue, kind, state, payload::text, priority, run_at, attempt, max_attempts, idempotency_key, partition_key, tags, " +
+        "result::text, errors::text, trace_parent, created_at, updated_at, started_at, finished_at, lease_token, lease_owner, " +
+        "lease_expires_at, progress::text";
+
+    public const string ById = $"SELECT {Columns} FROM {{s}}.jobs WHERE id = @id";
+    public const string ByIds = $"SELECT {Columns} FROM {{s}}.jobs WHERE id = ANY(@ids) ORDER BY id";
+    public const string StatesByIds = "SELECT id, state FROM {s}.jobs WHERE id = ANY(@ids)";
+    public const string FinishedAmong = "SELECT id FROM {s}.jobs WHERE id = ANY(@ids) AND state >= 3";
+
+    /// <summary>
+    /// Partition order across concurrent inserts: ids come from one sequence, but transactions can commit out of id order.
+    /// Inserts into a partition therefore hold a transaction advisory lock on it while they take ids and commit, so a
+    /// lease can never see a partition's later job without its earlier one. Keys are locked in a fixed order (no deadlock).
+    /// </summary>
+    public const string LockPartitions =
+        "SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtext(@schema), hashtext(k)) FROM unnest(@keys::text[]) AS k ORDER BY hashtext(k), k) AS l";
+
+    /// <summary>
+    /// Bulk insert in one statement. Ids are drawn after the sort by ordinal (PostgreSQL evaluates a volatile select list
+    /// after ORDER BY), so they increase in request order. A repeated idempotency key inserts nothing (replay).
+    /// </summary>
+    public const string InsertMany = """
+        WITH input AS (
+            SELECT * FROM unnest(@queue::text[], @kind::text[], @state::smallint[], @priority::int[], @run_at::timestamptz[],
+                                 @max_attempts::int[], @payload::text[], @idempotency_key::text[], @partition_key::text[],
+                                 @tags::text[], @trace_parent::text[])
+                     WITH ORDINALITY AS t(queue, kind, state, priority, run_at, max_attempts, payload, idempotency_key, partition_key,
+                                          tags, trace_parent, ord)
+        ), numbered AS (
+            SELECT nextval('{s}.jobs_id_seq') AS id, input.* FROM input ORDER BY ord
+        ), inserted AS (
+            INSERT INTO {s}.jobs (id, queue, kind, state, priority, run_at, max_attempts, payload, idempotency_key, partition_key,
+                                  tags, trace_parent, created_at, updated_at)
+            SELECT id, queue, kind, state, priority, run_at, max_attempts, payload::json, idempotency_key, partition_key,
+                   CASE WHEN tags IS NULL THEN NULL ELSE ARRAY(SELECT json_array_elements_text(tags::json)) END, trace_parent, @now, @now
+            FROM numbered ORDER BY id
+            ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            RETURNING id
+        )
+        SELECT n.ord, n.id, i.id IS NOT NULL FROM numbered n LEFT JOIN inserted i ON i.id = n.id ORDER BY n.ord
+        """;
+
+    public const string FindIdempotent = """
+        SELECT j.queue, j.idempotency_key, j.id, j.created_at FROM {s}.jobs j
+        JOIN unnest(@queue::text[], @key::text[]) AS k(queue, key) ON j.queue = k.queue AND j.idempotency_key = k.key
+        """;
+
+    public const string Notify = "SELECT count(pg_notify(@channel, q)) FROM unnest(@queues::text[]) AS q";
+
+    /// <summary>
+    /// The lease: available jobs of the queue in priority, run_at, id order, skipping rows another lease holds, and only the
+    /// oldest unfinished job of each partition (so at most one runs per partition across every server, in id order).
+    /// </summary>
+    public const string Lease = $$"""
+        WITH picked AS (
+            SELECT j.id AS picked_id FROM {s}.jobs j
+            WHERE j.queue = @queue AND j.state = 1
+              AND NOT EXISTS (SELECT 1 FROM {s}.queues q WHERE q.name = @queue AND q.paused)
+              AND (j.partition_key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM {s}.jobs h
+                    WHERE h.queue = j.queue AND h.partition_key = j.partition_key AND h.state < 3 AND h.id < j.id))
+            ORDER BY j.priority DESC, j.run_at, j.id
+            LIMIT @max
+            FOR UPDATE OF j SKIP LOCKED
+        )
+        UPDATE {s}.jobs j
+        SET state = 2, attempt = j.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''), lease_owner = @owner,
+            lease_expires_at = @expires, started_at = @now, updated_at = @now, progress = NULL
+        FROM picked WHERE j.id = picked.picked_id
+        RETURNING {{Columns}}
+        """;
+
+    public const string Heartbeat = """
+        UPDATE {s}.jobs SET lease_expires_at = @expires, progress = coalesce(@progress::json, progress)
+        WHERE id = @id AND state = 2 AND lease_token = @token
+        """;
+
+    /// <summary>The happy path of an ack batch in one statement: completes with their tokens checked in the WHERE clause.</summary>
+    public const string CompleteMany = """
+        WITH done AS (
+            UPDATE {s}.jobs j
+            SET state = 3, result = i.result::json, finished_at = @now, updated_at = @now,
+                lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL
+            FROM unnest(@ids::bigint[], @tokens::text[], @results::text[]) AS i(id, token, result)
+            WHERE j.id = i.id AND j.state = 2 AND (i.token IS NULL OR j.lease_token = i.token)
+            RETURNING j.id, j.queue, j.kind, j.partition_key, j.started_at
+        ), woken AS (
+            SELECT pg_notify(@channel, queue) FROM (SELECT DISTINCT queue FROM done WHERE partition_key IS NOT NULL) AS q
+        )
+        SELECT id, queue, kind, started_at, (SELECT count(*) FROM woken) FROM done
+        """;
+
+    /// <summary>The general ack path locks its rows first (in id order), decides in memory, then writes.</summary>
+    public const string LockForAck =
+        "SELECT id, state, lease_token, attempt, max_attempts, started_at, queue, kind, partition_key, run_at " +
+        "FROM {s}.jobs WHERE id = ANY(@ids) ORDER BY id FOR UPDATE";
+
+    private const string ClearLease = "lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL";
+
+    /// <summary>Appends one entry (JSON text) to the errors array without reformatting what is there.</summary>
+    private const string AppendError =
+        "(CASE WHEN j.errors IS NULL THEN '[' || i.error || ']' ELSE left(j.errors::text, -1) || ',' || i.error || ']' END)::json";
+
+    public const string CompleteSet = $$"""
+        UPDATE {s}.jobs j SET state = 3, result = i.result::json, finished_at = @now, updated_at = @now, {{ClearLease}}
+        FROM unnest(@ids::bigint[], @results::text[]) AS i(id, result) WHERE j.id = i.id
+        """;
+
+    public const string RetrySet = $$"""
+        UPDATE {s}.jobs j SET state = i.state, run_at = i.run_at, errors = {{AppendError}}, updated_at = @now, {{ClearLease}}
+        FROM unnest(@ids::bigint[], @states::smallint[], @run_ats::timestamptz[], @errors::text[]) AS i(id, state, run_at, error)
+        WHERE j.id = i.id
+        """;
+
+    public const string DeadSet = $$"""
+        UPDATE {s}.jobs j SET state = 4, errors = {{AppendError}}, finished_at = @now, updated_at = @now, {{ClearLease}}
+        FROM unnest(@ids::bigint[], @errors::text[]) AS i(id, error) WHERE j.id = i.id
+        """;
+
+    public const string ReleaseSet = $$"""
+        UPDATE {s}.jobs j SET state = 1, attempt = j.attempt - 1, updated_at = @now, {{ClearLease}}
+        FROM unnest(@ids::bigint[]) AS i(id) WHERE j.id = i.id
+        """;
+
+    public const string Cancel = $$"""
+        WITH c AS (
+            UPDATE {s}.jobs SET state = 5, finished_at = @now, updated_at = @now, {{ClearLease}}
+            WHERE id = @id AND state < 3
+            RETURNING id, queue, attempt, partition_key
+        ), ev AS (
+            INSERT INTO {s}.job_events (job_id, at, type, state, attempt, message) SELECT id, @now, 'cancelled', 5, attempt, NULL FROM c
+        ), woken AS (
+            SELECT pg_notify(@channel, queue) FROM c WHERE partition_key IS NOT NULL
+        )
+        SELECT attempt, (SELECT count(*) FROM woken) FROM c
+        """;
+
+    public const string LockOne = "SELECT state FROM {s}.jobs WHERE id = @id FOR UPDATE";
+
+    public const string Requeue = $$"""
+        UPDATE {s}.jobs SET state = 1, attempt = 0, run_at = @now, started_at = NULL, finished_at = NULL, updated_at = @now, {{ClearLease}}
+        WHERE id = @id RETURNING queue
+        """;
+
+    /// <summary>Scheduled jobs whose time has come become available; the queues that got work are woken.</summary>
+    public const string PromoteDue = """
+        WITH due AS (
+            SELECT id FROM {s}.jobs WHERE state = 0 AND run_at <= @now ORDER BY run_at LIMIT @limit FOR UPDATE SKIP LOCKED
+        ), promoted AS (
+            UPDATE {s}.jobs j SET state = 1 FROM due WHERE j.id = due.id AND j.state = 0 RETURNING j.queue
+        ), woken AS (
+            SELECT pg_notify(@channel, queue) FROM (SELECT DISTINCT queue FROM promoted) AS q
+        )
+        SELECT count(*), (SELECT count(*) FROM woken) FROM promoted
+        """;
+
+    /// <summary>
+    /// The reaper: a lease that lapsed without a heartbeat counts its attempt; the job is available again, or dead when it
+    /// has none left. Both the attempt's start and the expiry are written as event rows.
+    /// </summary>
+    public const string ExpireLeases = $$"""
+        WITH expired AS (
+            SELECT id FROM {s}.jobs WHERE state = 2 AND lease_expires_at <= @now ORDER BY lease_expires_at LIMIT @limit FOR UPDATE SKIP LOCKED
+        ), reaped AS (
+            UPDATE {s}.jobs j SET
+                state = CASE WHEN j.attempt >= j.max_attempts THEN 4 ELSE 1 END,
+                run_at = CASE WHEN j.attempt >= j.max_attempts THEN j.run_at ELSE least(j.run_at, @now) END,
+                errors = CASE WHEN j.attempt >= j.max_attempts
+                    THEN (CASE WHEN j.errors IS NULL THEN '[' ELSE left(j.errors::text, -1) || ',' END
+                          || '{"attempt":' || j.attempt || ',' || @error_tail || ']')::json
+                    ELSE j.errors END,
+                finished_at = CASE WHEN j.attempt >= j.max_attempts THEN @now END,
+                updated_at = @now, {{ClearLease}}
+            FROM expired WHERE j.id = expired.id AND j.state = 2
+            RETURNING j.id, j.queue, j.kind, j.state, j.attempt, j.started_at
+        ), ev AS (
+            INSERT INTO {s}.job_events (job_id, at, type, state, attempt, message)
+            SELECT id, at, type, state, attempt, message FROM (
+                SELECT id, started_at AS at, 'started' AS type, 2::smallint AS state, attempt, NULL::text AS message, 0 AS k FROM reaped
+                UNION ALL
+                SELECT id, @now, 'lease_expired', state, attempt,
+                       CASE WHEN state = 4 THEN 'lease expired with no attempts left' ELSE 'lease expired without a heartbeat' END, 1
+                FROM reaped) AS e
+            ORDER BY id, k
+        ), woken AS (
+            SELECT pg_notify(@channel, queue) FROM (SELECT DISTINCT queue FROM reaped) AS q
+        )
+        SELECT id, queue, kind, state, (SELECT count(*) FROM woken) FROM reaped
+        """;
+
+    public static string Search(JobQuery query)
+    {
+        var sql = new System.Text.StringBuilder($"SELECT {Columns} FROM {{s}}.jobs WHERE id < @before");
+        if (query.Queue is not null) sql.Append(" AND queue = @queue");
+        if (query.State is not null) sql.Append(" AND state = @state");
+        if (query.Kind is not null) sql.Append(" AND kind = @kind");
+        if (query.Tag is not null) sql.Append(" AND @tag = ANY(tags)");
+        sql.Append(" ORDER BY id DESC LIMIT @limit");
+        return sql.ToString();
+    }
+}
+
+internal static class EventsSql
+{
+    public const string InsertMany = """
+        INSERT INTO {s}.job_events (job_id, at, type, state, attempt, message)
+        SELECT * FROM unnest(@ids::bigint[], @ats::timestamptz[], @types::text[], @states::smallint[], @attempts::int[], @messages::text[])
+        """;
+
+    public const string ByJob = "SELECT at, type, state, attempt, message FROM {s}.job_events WHERE job_id = @id ORDER BY id";
+
+    public const string Retried = """
+        INSERT INTO {s}.job_events (job_id, at, type, state, attempt, message) VALUES (@id, @now, 'retried', 1, 0, @message)
+        """;
+}
+
+internal static class QueuesSql
+{
+    public const string List = """
+        SELECT q.name, q.paused, c.state, coalesce(sum(c.n), 0)::bigint
+        FROM {s}.queues q LEFT JOIN {s}.queue_counts c ON c.queue = q.name
+        WHERE @name::text IS NULL OR q.name = @name
+        GROUP BY q.name, q.paused, c.state
+        """;
+
+    public const string SetPaused = """
+        INSERT INTO {s}.queues (name, paused, created_at) VALUES (@name, @paused, @now)
+        ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
+        """;
+}
