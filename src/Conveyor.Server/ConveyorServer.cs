@@ -2,6 +2,7 @@ using System.Text.Json;
 using Conveyor.Server.Http;
 using Conveyor.Server.Metrics;
 using Conveyor.Server.Security;
+using Conveyor.Storage.Postgres;
 using Conveyor.Storage.Sqlite;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -29,7 +30,17 @@ public static class ConveyorServer
         builder.Services.AddSingleton(options.TimeProvider);
         builder.Services.AddSingleton<ServerClock>();
         builder.Services.AddSingleton<PrometheusExporter>();
-        builder.Services.AddSingleton<IJobStore>(_ => SqliteJobStore.Open(new SqliteStoreOptions
+        // PostgreSQL when a connection string is given (several servers share it); opened here because opening is async.
+        var postgres = options.PostgresConnectionString is { } connectionString
+            ? await PostgresJobStore.OpenAsync(new PostgresStoreOptions
+            {
+                ConnectionString = connectionString,
+                Schema = options.PostgresSchema,
+                TimeProvider = options.TimeProvider,
+            }, cancellationToken)
+            : null;
+        if (postgres is not null) builder.Services.AddSingleton<IJobStore>(_ => postgres);
+        else builder.Services.AddSingleton<IJobStore>(_ => SqliteJobStore.Open(new SqliteStoreOptions
         {
             Path = options.DatabasePath,
             TimeProvider = options.TimeProvider,
@@ -82,6 +93,11 @@ public static class ConveyorServer
             await Console.Error.WriteLineAsync($"error: cannot listen on {options.Host}:{options.Port}: {e.Message}");
             return 1;
         }
+        catch (StoreUnavailableException e) when (options.PostgresConnectionString is not null)
+        {
+            await Console.Error.WriteLineAsync($"error: cannot open the PostgreSQL store (schema '{options.PostgresSchema}'): {e.Message}");
+            return 1;
+        }
         catch (Exception e) when (e is UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
         {
             await Console.Error.WriteLineAsync($"error: cannot open the data directory '{options.DataDirectory}': {e.Message}");
@@ -91,7 +107,10 @@ public static class ConveyorServer
         {
             if (options.Out is { } output)
             {
-                await output.WriteLineAsync($"Conveyor listening on {server.BaseAddress.ToString().TrimEnd('/')} (data: {Path.GetFullPath(options.DataDirectory)})");
+                var store = options.PostgresConnectionString is null
+                    ? $"data: {Path.GetFullPath(options.DataDirectory)}"
+                    : $"store: PostgreSQL, schema {options.PostgresSchema}";
+                await output.WriteLineAsync($"Conveyor listening on {server.BaseAddress.ToString().TrimEnd('/')} ({store})");
                 await output.FlushAsync(cancellationToken);
             }
             await server.WaitForShutdownAsync(cancellationToken);

@@ -8,6 +8,7 @@ public sealed class ServerOptions
     public const string DefaultDataDirectory = "./conveyor-data";
     public const long DefaultMaxJobBytes = 1024 * 1024;
     public const long DefaultMaxBodyBytes = 64 * 1024 * 1024;
+    public const string DefaultPostgresSchema = "conveyor";
 
     public string Host { get; init; } = DefaultHost;
 
@@ -16,6 +17,15 @@ public sealed class ServerOptions
 
     /// <summary>Directory of the embedded store; the database is <c>conveyor.db</c> inside it.</summary>
     public string DataDirectory { get; init; } = DefaultDataDirectory;
+
+    /// <summary>
+    /// An Npgsql connection string. When set, jobs live in PostgreSQL (several servers can share it) instead of the SQLite
+    /// file in <see cref="DataDirectory"/>.
+    /// </summary>
+    public string? PostgresConnectionString { get; init; }
+
+    /// <summary>The Postgres schema holding Conveyor's tables; created and migrated at start.</summary>
+    public string PostgresSchema { get; init; } = DefaultPostgresSchema;
 
     /// <summary>Largest request for one job (single enqueue), and largest single job inside a batch.</summary>
     public long MaxJobBytes { get; init; } = DefaultMaxJobBytes;
@@ -46,6 +56,8 @@ public sealed class ServerOptions
         if (string.IsNullOrWhiteSpace(Host)) throw new ArgumentException("--host must not be empty; use 127.0.0.1 for this machine only or 0.0.0.0 for all interfaces.");
         if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be between 0 and 65535, not {Port}.");
         if (string.IsNullOrWhiteSpace(DataDirectory)) throw new ArgumentException("--data must name a directory for the database.");
+        if (PostgresConnectionString is not null && !System.Text.RegularExpressions.Regex.IsMatch(PostgresSchema ?? "", "^[a-z_][a-z0-9_]{0,47}$"))
+            throw new ArgumentException($"--postgres-schema must be lower-case letters, digits and _ (at most 48, not starting with a digit), not '{PostgresSchema}'.");
         if (MaxJobBytes < 1024) throw new ArgumentException($"--max-job-bytes must be at least 1024, not {MaxJobBytes}.");
         if (ApiKeys.Count == 0 && !AllowAnonymous && !Security.ApiKey.IsLoopback(Host))
             throw new ArgumentException(

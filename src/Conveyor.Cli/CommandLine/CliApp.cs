@@ -109,7 +109,14 @@ internal sealed class CliApp(
             Described("Largest request body, e.g. a batch", ServeVariables.MaxBodyBytes, ServerOptions.DefaultMaxBodyBytes),
             1);
 
-        var command = new Command("serve", "Run the Conveyor server until SIGTERM or Ctrl-C.") { host, port, data, maxJob, maxBody };
+        var postgres = Options.String(
+            "--postgres",
+            Described("Keep jobs in PostgreSQL (an Npgsql connection string) instead of the SQLite file; servers sharing it share the queues",
+                ServeVariables.Postgres, "none: SQLite in --data"));
+        var postgresSchema = Options.String(
+            "--postgres-schema", Described("Postgres schema for Conveyor's tables", ServeVariables.PostgresSchema, ServerOptions.DefaultPostgresSchema));
+
+        var command = new Command("serve", "Run the Conveyor server until SIGTERM or Ctrl-C.") { host, port, data, maxJob, maxBody, postgres, postgresSchema };
         command.SetAction((parseResult, cancellationToken) =>
         {
             var options = ServeCommand.Resolve(
@@ -118,7 +125,9 @@ internal sealed class CliApp(
                 parseResult.GetValue(data),
                 parseResult.GetValue(maxJob),
                 parseResult.GetValue(maxBody),
-                _fallback);
+                _fallback,
+                parseResult.GetValue(postgres),
+                parseResult.GetValue(postgresSchema));
             return ServeCommand.RunAsync(options, runServer, cancellationToken);
         });
         return command;

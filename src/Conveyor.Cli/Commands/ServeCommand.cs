@@ -11,6 +11,8 @@ internal static class ServeVariables
     public const string Data = "CONVEYOR_DATA";
     public const string MaxJobBytes = "CONVEYOR_MAX_JOB_BYTES";
     public const string MaxBodyBytes = "CONVEYOR_MAX_BODY_BYTES";
+    public const string Postgres = "CONVEYOR_POSTGRES";
+    public const string PostgresSchema = "CONVEYOR_POSTGRES_SCHEMA";
 }
 
 internal static class ServeCommand
@@ -20,7 +22,8 @@ internal static class ServeCommand
     /// result with the server's own rules so both report the same sentences.
     /// </summary>
     public static ServerOptions Resolve(
-        string? host, int? port, string? dataDirectory, long? maxJobBytes, long? maxBodyBytes, EnvironmentFallback fallback)
+        string? host, int? port, string? dataDirectory, long? maxJobBytes, long? maxBodyBytes, EnvironmentFallback fallback,
+        string? postgres = null, string? postgresSchema = null)
     {
         var options = new ServerOptions
         {
@@ -31,6 +34,8 @@ internal static class ServeCommand
             DataDirectory = Path.GetFullPath(fallback.String(dataDirectory, ServeVariables.Data, ServerOptions.DefaultDataDirectory)),
             MaxJobBytes = fallback.Long(maxJobBytes, ServeVariables.MaxJobBytes, ServerOptions.DefaultMaxJobBytes, 1, long.MaxValue),
             MaxBodyBytes = fallback.Long(maxBodyBytes, ServeVariables.MaxBodyBytes, ServerOptions.DefaultMaxBodyBytes, 1, long.MaxValue),
+            PostgresConnectionString = fallback.String(postgres, ServeVariables.Postgres, "") is { Length: > 0 } pg ? pg : null,
+            PostgresSchema = fallback.String(postgresSchema, ServeVariables.PostgresSchema, ServerOptions.DefaultPostgresSchema),
         };
 
         try
