@@ -8,8 +8,12 @@ public sealed record RequiresAccess(Access Access);
 /// known key, 403 when the key's role does not grant the route's access. With no keys configured every request passes
 /// (the server then listens on loopback only, unless --allow-anonymous).
 /// </summary>
-internal sealed class AccessControlMiddleware(RequestDelegate next, ServerOptions options)
+public sealed class AccessControlMiddleware(RequestDelegate next, ServerOptions options)
 {
+    /// <summary>The role of the request's key (admin when no keys are configured), for routes that adapt to it.</summary>
+    public static ApiKeyRole RoleOf(HttpContext context) =>
+        context.Items.TryGetValue(typeof(ApiKeyRole), out var role) && role is ApiKeyRole known ? known : ApiKeyRole.Admin;
+
     public Task InvokeAsync(HttpContext context)
     {
         if (options.ApiKeys.Count == 0) return next(context);
@@ -21,6 +25,7 @@ internal sealed class AccessControlMiddleware(RequestDelegate next, ServerOption
         var role = ApiKey.Find(options.ApiKeys, header["Bearer ".Length..].Trim());
         if (role is null)
             return Deny(context, 401, "Unauthorized", "The API key is not one this server knows.");
+        context.Items[typeof(ApiKeyRole)] = role.Value;
         if (!role.Value.Allows(required.Access))
             return Deny(context, 403, "Forbidden",
                 $"A {role.Value.ToWire()} key may not {Describe(required.Access)}; use a key with a role that may ({RolesFor(required.Access)}).");
