@@ -57,7 +57,10 @@ public sealed class PostgresJobStore : IJobStore
         _listenerLoop = Task.Run(() => _listener.RunAsync(_stopping.Token));
         if (options.RunMaintenanceLoop)
         {
-            _leader = new LeaderLoop(dedicatedConnectionString, _schema, options, RunMaintenanceAsync);
+            // Named, so an operator (and the failover test) can see which server leads: pg_stat_activity.application_name.
+            var leaderConnection = new NpgsqlConnectionStringBuilder(dedicatedConnectionString);
+            leaderConnection.ApplicationName ??= $"conveyor-leader-{Environment.ProcessId}";
+            _leader = new LeaderLoop(leaderConnection.ConnectionString, _schema, options, RunMaintenanceAsync);
             _leaderLoop = Task.Run(() => _leader.RunAsync(_stopping.Token));
         }
         else

@@ -1,0 +1,127 @@
+using Npgsql;
+
+namespace Conveyor.Storage.Postgres.Tests;
+
+/// <summary>What only the shared store does: several stores (servers) on one schema, migrations, leadership, wake-ups across them.</summary>
+public sealed class SharedStoreTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+    private readonly string _schema = TestPostgres.UniqueSchema("shared");
+    private readonly List<PostgresJobStore> _stores = [];
+
+    private async Task<PostgresJobStore> OpenAsync(bool maintenance = false) =>
+        Track(await PostgresJobStore.OpenAsync(Options(maintenance)));
+
+    private PostgresStoreOptions Options(bool maintenance) => new()
+    {
+        ConnectionString = TestPostgres.ConnectionString,
+        Schema = _schema,
+        RunMaintenanceLoop = maintenance,
+        LeaderRetryInterval = TimeSpan.FromMilliseconds(200),
+        // Long, so a prompt answer can only come from NOTIFY.
+        WakeupFallbackInterval = TimeSpan.FromMinutes(1),
+    };
+
+    private PostgresJobStore Track(PostgresJobStore store)
+    {
+        lock (_stores) _stores.Add(store);
+        return store;
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var store in _stores) await store.DisposeAsync();
+        await TestPostgres.DropSchemaAsync(_schema);
+    }
+
+    [Fact]
+    public async Task Stores_opening_a_new_schema_together_migrate_it_exactly_once()
+    {
+        var opened = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => PostgresJobStore.OpenAsync(Options(false))));
+        foreach (var store in opened) Track(store);
+        var versions = await TestPostgres.ScalarAsync<long>(TestPostgres.ConnectionString, $"SELECT count(*) FROM \"{_schema}\".schema_version");
+        var latest = await TestPostgres.ScalarAsync<int>(TestPostgres.ConnectionString, $"SELECT max(version) FROM \"{_schema}\".schema_version");
+        Assert.Equal(Schema.LatestVersion, latest);
+        Assert.Equal(Schema.LatestVersion, versions);
+    }
+
+    [Fact]
+    public async Task A_long_poll_on_one_server_returns_promptly_when_another_server_enqueues()
+    {
+        var a = await OpenAsync();
+        var b = await OpenAsync();
+        await a.Listening.WaitAsync(Wait);
+        var polling = a.JobLeaseAvailableAsync(new LeaseRequest("mail", 1, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(25), "w"), default).AsTask();
+        var inserted = await b.JobInsertManyAsync([new NewJob { Queue = "mail" }], default);
+        var leased = await polling.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(inserted[0].Id, Assert.Single(leased).Id);
+    }
+
+    [Fact]
+    public async Task A_result_wait_on_one_server_returns_when_the_job_finishes_through_another()
+    {
+        var a = await OpenAsync();
+        var b = await OpenAsync();
+        var id = (await a.JobInsertManyAsync([new NewJob { Queue = "rpc" }], default))[0].Id;
+        var job = Assert.Single(await b.JobLeaseAvailableAsync(new LeaseRequest("rpc", 1, TimeSpan.FromSeconds(30), TimeSpan.Zero, "w"), default));
+        var waiting = a.JobWaitFinishedAsync(id, TimeSpan.FromSeconds(25), default).AsTask();
+        Assert.True((await b.JobAckManyAsync([AckRequest.Complete(id, job.Lease!.Token, "\"pong\"")], default))[0].IsOk);
+        var finished = await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(JobState.Completed, finished!.State);
+        Assert.Equal("\"pong\"", finished.ResultJson);
+    }
+
+    [Fact]
+    public async Task Exactly_one_server_leads_and_another_takes_over_when_the_leader_closes()
+    {
+        var stores = new[] { await OpenAsync(maintenance: true), await OpenAsync(maintenance: true), await OpenAsync(maintenance: true) };
+        await TestPostgres.Eventually(() => Task.FromResult(stores.Count(s => s.IsLeader) == 1), Wait, "one leader among three");
+        var leader = stores.Single(s => s.IsLeader);
+        await leader.DisposeAsync();
+        var rest = stores.Where(s => s != leader).ToArray();
+        await TestPostgres.Eventually(() => Task.FromResult(rest.Count(s => s.IsLeader) == 1), Wait, "a new leader after the first closed");
+        Assert.Single(rest, s => s.IsLeader);
+    }
+
+    [Fact]
+    public async Task The_leader_promotes_due_jobs_and_expires_leases_without_being_asked()
+    {
+        var store = await OpenAsync(maintenance: true);
+        var delayed = (await store.JobInsertManyAsync([new NewJob { Queue = "auto", RunAt = DateTimeOffset.UtcNow.AddMilliseconds(300) }], default))[0].Id;
+        await store.JobInsertManyAsync([new NewJob { Queue = "auto" }], default);
+        var leased = Assert.Single(await store.JobLeaseAvailableAsync(new LeaseRequest("auto", 1, TimeSpan.FromSeconds(1), TimeSpan.Zero, "w"), default));
+        await TestPostgres.Eventually(async () => (await store.JobGetAsync(delayed, default))!.State == JobState.Available, Wait, "promotion");
+        await TestPostgres.Eventually(async () => (await store.JobGetAsync(leased.Id, default))!.State == JobState.Available, Wait, "lease expiry");
+        Assert.Equal(1, (await store.JobGetAsync(leased.Id, default))!.Attempt);
+    }
+
+    [Fact]
+    public async Task Jobs_of_one_partition_enqueued_concurrently_through_many_servers_run_one_at_a_time_in_id_order()
+    {
+        var stores = new[] { await OpenAsync(), await OpenAsync(), await OpenAsync() };
+        await Task.WhenAll(Enumerable.Range(0, 60).Select(i =>
+            stores[i % 3].JobInsertManyAsync([new NewJob { Queue = "orders", PartitionKey = "customer-7" }], default).AsTask()));
+        var order = new List<long>();
+        while (order.Count < 60)
+        {
+            // Every server asks at once; only the partition's head may come back, from exactly one of them.
+            var leases = await Task.WhenAll(stores.Select(s =>
+                s.JobLeaseAvailableAsync(new LeaseRequest("orders", 10, TimeSpan.FromMinutes(1), TimeSpan.Zero, "w"), default).AsTask()));
+            var got = Assert.Single(leases.SelectMany(l => l));
+            order.Add(got.Id);
+            Assert.True((await stores[order.Count % 3].JobAckManyAsync([AckRequest.Complete(got.Id, got.Lease!.Token)], default))[0].IsOk);
+        }
+        Assert.Equal(order.Order(), order);
+    }
+
+    [Fact]
+    public async Task An_unreachable_database_is_reported_as_store_unavailable()
+    {
+        var closed = new NpgsqlConnectionStringBuilder(TestPostgres.ConnectionString) { Port = 1, Timeout = 2 }.ConnectionString;
+        var error = await Assert.ThrowsAsync<StoreUnavailableException>(() =>
+            PostgresJobStore.OpenAsync(new PostgresStoreOptions { ConnectionString = closed, Schema = _schema }));
+        Assert.Contains("retry later", error.Message, StringComparison.OrdinalIgnoreCase);
+    }
+}
