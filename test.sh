@@ -194,9 +194,9 @@ TEST_PROJECTS=(tests/*/*.csproj)
 ALL_PROJECTS=(src/*/*.csproj tests/*/*.csproj bench/*/*.csproj examples/*/*.csproj examples/*/*/*.csproj)
 # Conveyor.slnx is for IDEs and `dotnet build Conveyor.slnx`; this script builds from the globs above, but says what the file lacks.
 if [ -f Conveyor.slnx ]; then
-  for p in "${ALL_PROJECTS[@]}"; do
-    grep -qF "\"$p\"" Conveyor.slnx || warn "Conveyor.slnx does not list $p (add it: dotnet sln Conveyor.slnx add $p)"
-  done
+  MISSING=()
+  for p in "${ALL_PROJECTS[@]}"; do grep -qF "\"$p\"" Conveyor.slnx || MISSING+=("$p"); done
+  [ ${#MISSING[@]} -eq 0 ] || warn "Conveyor.slnx lacks ${#MISSING[@]} project(s); add them with: dotnet sln Conveyor.slnx add ${MISSING[*]}"
 fi
 
 # ---------------------------------------------------------------- build

@@ -38,8 +38,6 @@ internal sealed class Connection(HttpClient http, ErrorLog errors)
     private byte[] _response = new byte[64 * 1024];
     private int _responseLength;
 
-    public ErrorLog Errors => errors;
-
     /// <summary>Body of the last response, valid until the next call.</summary>
     public ReadOnlySpan<byte> Response => _response.AsSpan(0, _responseLength);
 

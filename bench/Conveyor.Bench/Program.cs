@@ -44,7 +44,7 @@ try
 
     var runId = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture) + "-" + Random.Shared.Next(1000, 9999);
     Console.WriteLine($"# Conveyor bench {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
-    Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
+    Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}{LoadAverage()}");
     Console.WriteLine($"server:  {serverDescription} at {server}");
     Console.WriteLine($"args:    {(args.Length == 0 ? "(defaults)" : string.Join(' ', args))}");
     Console.WriteLine($"warm-up: {options.WarmupSeconds} s per workload on its own queue; payload {{\"n\": i}}; run id {runId}");
@@ -65,6 +65,10 @@ try
 
     Console.WriteLine();
     Console.WriteLine(Table(results));
+    // The client's own cost, to check it stays small next to the server's.
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"client: {GC.GetTotalAllocatedBytes() / 1048576.0:#,0.0} MiB allocated in all, GCs gen0 {GC.CollectionCount(0)}, " +
+        $"gen1 {GC.CollectionCount(1)}, gen2 {GC.CollectionCount(2)}, CPU {Environment.CpuUsage.TotalTime.TotalSeconds:0.0} s"));
     return results.Any(r => r.Errors > 0) ? 1 : 0;
 }
 catch (BenchException e)
@@ -104,6 +108,24 @@ static async Task WaitUntilUpAsync(HttpClient http, Uri server, CancellationToke
         {
             throw new BenchException($"cannot reach {server}: {e.Message}");
         }
+    }
+}
+
+// Other work on the machine skews every figure; say how busy it was when the run started.
+static string LoadAverage()
+{
+    try
+    {
+        var parts = File.ReadAllText("/proc/loadavg").Split(' ');
+        return parts.Length >= 3 ? $", load average {parts[0]} {parts[1]} {parts[2]} at start" : "";
+    }
+    catch (IOException)
+    {
+        return "";
+    }
+    catch (UnauthorizedAccessException)
+    {
+        return "";
     }
 }
 
