@@ -188,6 +188,22 @@ ensure_chromium() {
   log "Chromium: $CONVEYOR_TEST_CHROMIUM"
 }
 
+# ---------------------------------------------------------------- OpenAPI validator
+# @redocly/cli from npm, pinned, in .artifacts/tools (Node.js and npm come from Debian when missing).
+REDOCLY_VERSION=2.77.0
+ensure_redocly() {
+  if [ -n "${CONVEYOR_TEST_REDOCLY:-}" ]; then return; fi
+  local tools=$ROOT/.artifacts/tools bin=$ROOT/.artifacts/tools/node_modules/.bin/redocly
+  if [ ! -x "$bin" ] || ! grep -qs "\"version\": \"$REDOCLY_VERSION\"" "$tools/node_modules/@redocly/cli/package.json"; then
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    mkdir -p "$tools"
+    log "installing @redocly/cli@$REDOCLY_VERSION (OpenAPI validator)"
+    (cd "$tools" && npm install --no-audit --no-fund --silent "@redocly/cli@$REDOCLY_VERSION" >/dev/null) \
+      || { warn "npm could not install @redocly/cli"; return 1; }
+  fi
+  export CONVEYOR_TEST_REDOCLY=$bin
+}
+
 # ---------------------------------------------------------------- projects
 shopt -s nullglob
 TEST_PROJECTS=(tests/*/*.csproj)
@@ -226,6 +242,7 @@ if [ ${#TEST_PROJECTS[@]} -gt 0 ]; then
   if needs Postgres CONVEYOR_TEST_POSTGRES; then ensure_postgres; fi
   if needs Amqp CONVEYOR_TEST_AMQP; then ensure_rabbitmq; fi
   if has_test_dir Browser || tests_mention CONVEYOR_TEST_CHROMIUM || tests_mention Playwright; then ensure_chromium; fi
+  if tests_mention CONVEYOR_TEST_REDOCLY; then ensure_redocly; fi
 fi
 
 # ---------------------------------------------------------------- test
