@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
@@ -9,43 +10,65 @@ using Conveyor.Client.Internal;
 namespace Conveyor.Client;
 
 /// <summary>
-/// A thin client for the Conveyor v1 HTTP API. Every failure surfaces as <see cref="ConveyorException"/>;
-/// cancellation through the token surfaces as <see cref="OperationCanceledException"/>.
+/// The producer side of the SDK and a thin client for every route of the Conveyor v1 HTTP API: typed enqueue (one or
+/// many, through the batch endpoint), RPC (<see cref="EnqueueAndWaitAsync{TRequest, TResult}"/>), inspection and
+/// administration. Every failure surfaces as a <see cref="ConveyorException"/> subclass; cancellation through the
+/// token surfaces as <see cref="OperationCanceledException"/>.
 /// </summary>
 /// <remarks>Thread-safe: one instance can serve a whole application, like the <see cref="HttpClient"/> it wraps.</remarks>
 public sealed class ConveyorClient : IDisposable
 {
     private static readonly ProductInfoHeaderValue UserAgent = new("conveyor-dotnet", "1.0");
 
-    private readonly HttpClient _http;
+    /// <summary>The server refuses a batch (enqueue or ack) of more items than this; larger inputs are sent in chunks.</summary>
+    internal const int MaxBatchItems = 10_000;
+
+    /// <summary>The longest single <c>wait_ms</c> the server accepts on a long poll.</summary>
+    internal static readonly TimeSpan MaxServerWait = TimeSpan.FromSeconds(30);
+
+    private readonly HttpClient? _http;
+    private readonly IHttpClientFactory? _factory;
     private readonly bool _ownsHttpClient;
 
     /// <summary>Creates a client with its own <see cref="HttpClient"/>, disposed with this client.</summary>
     public ConveyorClient(Uri baseAddress)
-        : this(new HttpClient(), baseAddress, ownsHttpClient: true)
+        : this(new HttpClient(), baseAddress, factory: null, ownsHttpClient: true, serializerOptions: null)
     {
     }
 
     /// <summary>
-    /// Wraps an existing <see cref="HttpClient"/> (for example one from IHttpClientFactory), which stays the caller's to dispose.
+    /// Wraps an existing <see cref="HttpClient"/> (for example a typed client from IHttpClientFactory), which stays the
+    /// caller's to dispose.
     /// </summary>
     /// <param name="httpClient">The client to send requests with.</param>
     /// <param name="baseAddress">The server's address; defaults to <paramref name="httpClient"/>'s BaseAddress.</param>
     public ConveyorClient(HttpClient httpClient, Uri? baseAddress = null)
-        : this(httpClient, baseAddress ?? httpClient?.BaseAddress, ownsHttpClient: false)
+        : this(httpClient ?? throw new ArgumentNullException(nameof(httpClient)), baseAddress ?? httpClient.BaseAddress, null, false, null)
     {
     }
 
-    private ConveyorClient(HttpClient httpClient, Uri? baseAddress, bool ownsHttpClient)
+    /// <summary>
+    /// The shape <c>services.AddConveyor(…)</c> registers: every request takes a fresh <see cref="HttpClient"/> named
+    /// <see cref="ConveyorClientOptions.HttpClientName"/> from <paramref name="factory"/>, so handler rotation (DNS changes)
+    /// and any handlers added to that client apply. Safe to keep as a singleton.
+    /// </summary>
+    public ConveyorClient(IHttpClientFactory factory, ConveyorClientOptions options)
+        : this(null, Validated(options).BaseAddress, factory ?? throw new ArgumentNullException(nameof(factory)), false, options.SerializerOptions)
     {
-        ArgumentNullException.ThrowIfNull(httpClient);
+    }
+
+    private ConveyorClient(
+        HttpClient? httpClient, Uri? baseAddress, IHttpClientFactory? factory, bool ownsHttpClient, JsonSerializerOptions? serializerOptions)
+    {
         if (baseAddress is null || !baseAddress.IsAbsoluteUri)
         {
             throw new ArgumentException("The server address must be an absolute URI such as http://127.0.0.1:5080/.", nameof(baseAddress));
         }
 
         _http = httpClient;
+        _factory = factory;
         _ownsHttpClient = ownsHttpClient;
+        SerializerOptions = WithResolver(serializerOptions ?? new JsonSerializerOptions(JsonSerializerDefaults.Web));
 
         // A trailing slash keeps a path prefix (http://host/conveyor/) when relative routes are resolved against it.
         BaseAddress = baseAddress.AbsoluteUri.EndsWith('/') ? baseAddress : new Uri(baseAddress.AbsoluteUri + "/");
@@ -54,8 +77,19 @@ public sealed class ConveyorClient : IDisposable
     /// <summary>The server address every route is resolved against.</summary>
     public Uri BaseAddress { get; }
 
+    /// <summary>
+    /// How typed payloads and results are (de)serialized when a call is given no <see cref="JsonTypeInfo{T}"/>
+    /// (web defaults, camelCase, unless configured through <see cref="ConveyorClientOptions.SerializerOptions"/>).
+    /// </summary>
+    public JsonSerializerOptions SerializerOptions { get; }
+
     /// <summary>Enqueues one job (<c>POST /v1/queues/{queue}/jobs</c>).</summary>
-    public async Task<EnqueueResult> EnqueueAsync(string queue, EnqueueRequest request, CancellationToken cancellationToken = default)
+    public Task<EnqueueResult> EnqueueAsync(string queue, EnqueueRequest request) => EnqueueAsync(queue, request, CancellationToken.None);
+
+    /// <summary>Enqueues one job (<c>POST /v1/queues/{queue}/jobs</c>).</summary>
+    // Two overloads rather than an optional token: with one, a call with an EnqueueRequest alone would be ambiguous
+    // against EnqueueAsync<T>(queue, T payload, …).
+    public async Task<EnqueueResult> EnqueueAsync(string queue, EnqueueRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         using var response = await SendAsync(
@@ -78,6 +112,67 @@ public sealed class ConveyorClient : IDisposable
             Json(requests, ClientJsonContext.Default.IReadOnlyListEnqueueRequest),
             cancellationToken).ConfigureAwait(false);
         return await ReadAsync(response, ClientJsonContext.Default.BatchEnqueueResult, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Enqueues one job whose payload is <paramref name="payload"/> serialized as JSON, with <paramref name="options"/>
+    /// (kind, priority, delay, attempts, keys, tags). Pass <paramref name="typeInfo"/> from a source-generated
+    /// <c>JsonSerializerContext</c> to avoid reflection; otherwise <see cref="SerializerOptions"/> is used.
+    /// </summary>
+    public Task<EnqueueResult> EnqueueAsync<T>(
+        string queue, T payload, JobOptions? options = null, JsonTypeInfo<T>? typeInfo = null, CancellationToken cancellationToken = default)
+    {
+        var request = (options ?? DefaultJobOptions).ToRequest(JsonSerializer.SerializeToElement(payload, TypeInfo(typeInfo)));
+        return EnqueueAsync(queue, request, cancellationToken);
+    }
+
+    /// <summary>
+    /// Enqueues many jobs with the same <paramref name="options"/> through the batch endpoint (one request per
+    /// 10,000 jobs). Results are in input order. <see cref="JobOptions.IdempotencyKey"/> must be null here, as one key
+    /// would make every job after the first a replay; give per-job keys through the <see cref="EnqueueRequest"/> overload.
+    /// </summary>
+    public Task<BatchEnqueueResult> EnqueueManyAsync<T>(
+        string queue,
+        IEnumerable<T> payloads,
+        JobOptions? options = null,
+        JsonTypeInfo<T>? typeInfo = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(payloads);
+        options ??= DefaultJobOptions;
+        if (options.IdempotencyKey is not null)
+        {
+            throw new ArgumentException(
+                "JobOptions.IdempotencyKey would be shared by every job of the batch; give each job its own key with "
+                + "EnqueueManyAsync(queue, IEnumerable<EnqueueRequest>) instead.", nameof(options));
+        }
+
+        var info = TypeInfo(typeInfo);
+        var shared = options.ToRequest(payload: null);
+        return EnqueueManyAsync(queue, payloads.Select(p => shared with { Payload = JsonSerializer.SerializeToElement(p, info) }), cancellationToken);
+    }
+
+    /// <summary>
+    /// Enqueues many jobs, each with its own options, through the batch endpoint: one request per 10,000 jobs (the
+    /// server's batch limit), results in input order. Each request is atomic on its own; a failure part-way through a
+    /// very large input leaves the earlier chunks enqueued.
+    /// </summary>
+    public Task<BatchEnqueueResult> EnqueueManyAsync(string queue, IEnumerable<EnqueueRequest> requests) =>
+        EnqueueManyAsync(queue, requests, CancellationToken.None);
+
+    /// <inheritdoc cref="EnqueueManyAsync(string, IEnumerable{EnqueueRequest})"/>
+    public async Task<BatchEnqueueResult> EnqueueManyAsync(
+        string queue, IEnumerable<EnqueueRequest> requests, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
+        var items = new List<BatchEnqueueItem>();
+        foreach (var chunk in requests.Chunk(MaxBatchItems))
+        {
+            var answer = await EnqueueBatchAsync(queue, chunk, cancellationToken).ConfigureAwait(false);
+            items.AddRange(answer.Jobs);
+        }
+
+        return new BatchEnqueueResult { Count = items.Count, Jobs = items };
     }
 
     /// <summary>
@@ -111,7 +206,8 @@ public sealed class ConveyorClient : IDisposable
             HttpMethod.Post,
             $"v1/jobs/{Id(id)}/heartbeat",
             Json(new HeartbeatBody(leaseToken, extendMs, progress), ClientJsonContext.Default.HeartbeatBody),
-            cancellationToken);
+            cancellationToken,
+            CallContext.Lease(id));
 
     /// <summary>Completes a leased job (<c>POST /v1/jobs/{id}/complete</c>). A stale token is refused with 409.</summary>
     public Task<JobInfo> CompleteAsync(
@@ -120,7 +216,8 @@ public sealed class ConveyorClient : IDisposable
             HttpMethod.Post,
             $"v1/jobs/{Id(id)}/complete",
             Json(new CompleteBody(leaseToken, result), ClientJsonContext.Default.CompleteBody),
-            cancellationToken);
+            cancellationToken,
+            CallContext.Lease(id));
 
     /// <summary>
     /// Reports a failed attempt (<c>POST /v1/jobs/{id}/fail</c>). The job is scheduled for a retry while attempts
@@ -138,11 +235,12 @@ public sealed class ConveyorClient : IDisposable
             HttpMethod.Post,
             $"v1/jobs/{Id(id)}/fail",
             Json(new FailBody(leaseToken, error, stack, retryInMs, dead ? true : null), ClientJsonContext.Default.FailBody),
-            cancellationToken);
+            cancellationToken,
+            CallContext.Lease(id));
 
     /// <summary>
-    /// Completes and fails many jobs in one call (<c>POST /v1/jobs/ack</c>). Per-item outcomes (200, 404, 409) are
-    /// returned rather than thrown: completes first, then fails, in request order.
+    /// Completes, fails and releases many jobs in one call (<c>POST /v1/jobs/ack</c>). Per-item outcomes (200, 404, 409)
+    /// are returned rather than thrown: completes first, then fails, then releases, each in request order.
     /// </summary>
     public async Task<IReadOnlyList<AckItemResult>> AckAsync(AckRequest request, CancellationToken cancellationToken = default)
     {
@@ -153,22 +251,134 @@ public sealed class ConveyorClient : IDisposable
         return answer.Results;
     }
 
+    /// <summary>
+    /// Hands a leased job back untouched (<c>POST /v1/jobs/{id}/release</c>): it is available again at once and the
+    /// attempt is not counted. Workers do this for jobs they leased but will not start (shutting down).
+    /// </summary>
+    public Task<JobInfo> ReleaseAsync(long id, string leaseToken, CancellationToken cancellationToken = default) =>
+        SendForJobAsync(
+            HttpMethod.Post,
+            $"v1/jobs/{Id(id)}/release",
+            Json(new ReleaseBody(leaseToken), ClientJsonContext.Default.ReleaseBody),
+            cancellationToken,
+            CallContext.Lease(id));
+
+    /// <summary>
+    /// One long poll for a job's outcome (<c>GET /v1/jobs/{id}/result?wait_ms=</c>): waits up to <paramref name="wait"/>
+    /// (at most 30 s) and returns the job with <c>Finished</c> true once it is completed, dead or cancelled.
+    /// </summary>
+    public async Task<(JobInfo Job, bool Finished)> GetResultAsync(long id, TimeSpan wait, CancellationToken cancellationToken = default)
+    {
+        var waitMs = (long)Math.Clamp(wait.TotalMilliseconds, 0, MaxServerWait.TotalMilliseconds);
+        using var response = await SendAsync(
+            HttpMethod.Get, $"v1/jobs/{Id(id)}/result?wait_ms={Id(waitMs)}", content: null, cancellationToken, CallContext.Job(id))
+            .ConfigureAwait(false);
+        var job = await ReadAsync(response, ClientJsonContext.Default.JobInfo, cancellationToken).ConfigureAwait(false);
+
+        // 200 once finished, 202 while not yet.
+        return (job, response.StatusCode == HttpStatusCode.OK);
+    }
+
+    /// <summary>
+    /// Waits until the job finishes or <paramref name="timeout"/> passes, long-polling the server (each poll at most
+    /// 30 s; a transient failure in between is retried until the deadline). Returns the completed job; throws
+    /// <see cref="JobFailedException"/> when it ended dead or cancelled and <see cref="JobWaitTimeoutException"/> when
+    /// time ran out (the job is left as it is).
+    /// </summary>
+    public Task<JobInfo> WaitForResultAsync(long id, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        WaitForResultCoreAsync(id, timeout, timeout, cancellationToken);
+
+    private async Task<JobInfo> WaitForResultCoreAsync(long id, TimeSpan timeout, TimeSpan reportedTimeout, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        JobInfo? last = null;
+        var pause = TimeSpan.FromMilliseconds(50);
+        while (true)
+        {
+            var remaining = timeout - Stopwatch.GetElapsedTime(started);
+            if (remaining <= TimeSpan.Zero)
+            {
+                throw ErrorFactory.WaitTimedOut(id, reportedTimeout, last);
+            }
+
+            try
+            {
+                var (job, finished) = await GetResultAsync(id, remaining, cancellationToken).ConfigureAwait(false);
+                last = job;
+                if (finished)
+                {
+                    return job.State == "completed" ? job : throw ErrorFactory.JobFailed(job);
+                }
+
+                pause = TimeSpan.FromMilliseconds(50);
+            }
+            catch (ConveyorException exception) when (exception.IsTransient)
+            {
+                // The server restarted or is overloaded: the job is durable, so keep waiting while there is time.
+                var left = timeout - Stopwatch.GetElapsedTime(started);
+                if (left <= TimeSpan.Zero)
+                {
+                    throw ErrorFactory.WaitTimedOut(id, reportedTimeout, last);
+                }
+
+                await Task.Delay(pause < left ? pause : left, cancellationToken).ConfigureAwait(false);
+                pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="WaitForResultAsync(long, TimeSpan, CancellationToken)"/>, then reads the job's result as
+    /// <typeparamref name="TResult"/> (a JSON <c>null</c> or absent result gives <c>default</c>).
+    /// </summary>
+    public async Task<TResult?> WaitForResultAsync<TResult>(
+        long id, TimeSpan timeout, JsonTypeInfo<TResult>? resultTypeInfo = null, CancellationToken cancellationToken = default)
+    {
+        var job = await WaitForResultAsync(id, timeout, cancellationToken).ConfigureAwait(false);
+        return ReadResult(job, TypeInfo(resultTypeInfo));
+    }
+
+    /// <summary>
+    /// RPC over the queue: enqueues <paramref name="request"/> and waits up to <paramref name="timeout"/> for a worker's
+    /// handler to return, giving back its return value. Throws <see cref="JobFailedException"/> when the job ended dead
+    /// (its handler failed on every attempt or failed permanently) or cancelled, and <see cref="JobWaitTimeoutException"/>
+    /// when no result came in time; the job is then left as it is (cancel it if the answer is no longer wanted).
+    /// Tip: RPC callers usually want <see cref="JobOptions.MaxAttempts"/> small, so a failing handler answers quickly.
+    /// </summary>
+    public async Task<TResult?> EnqueueAndWaitAsync<TRequest, TResult>(
+        string queue,
+        TRequest request,
+        TimeSpan timeout,
+        JobOptions? options = null,
+        JsonTypeInfo<TRequest>? requestTypeInfo = null,
+        JsonTypeInfo<TResult>? resultTypeInfo = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
+        var started = Stopwatch.GetTimestamp();
+        var (job, _) = await EnqueueAsync(queue, request, options, requestTypeInfo, cancellationToken).ConfigureAwait(false);
+        var remaining = timeout - Stopwatch.GetElapsedTime(started);
+        var finished = await WaitForResultCoreAsync(job.Id, remaining > TimeSpan.Zero ? remaining : TimeSpan.FromTicks(1), timeout, cancellationToken)
+            .ConfigureAwait(false);
+        return ReadResult(finished, TypeInfo(resultTypeInfo));
+    }
+
     /// <summary>Cancels a job that has not finished (<c>POST /v1/jobs/{id}/cancel</c>); 409 when it already has.</summary>
     public Task<JobInfo> CancelAsync(long id, CancellationToken cancellationToken = default) =>
-        SendForJobAsync(HttpMethod.Post, $"v1/jobs/{Id(id)}/cancel", content: null, cancellationToken);
+        SendForJobAsync(HttpMethod.Post, $"v1/jobs/{Id(id)}/cancel", content: null, cancellationToken, CallContext.Job(id));
 
     /// <summary>Makes a dead or cancelled job available again with its attempts reset (<c>POST /v1/jobs/{id}/retry</c>).</summary>
     public Task<JobInfo> RetryAsync(long id, CancellationToken cancellationToken = default) =>
-        SendForJobAsync(HttpMethod.Post, $"v1/jobs/{Id(id)}/retry", content: null, cancellationToken);
+        SendForJobAsync(HttpMethod.Post, $"v1/jobs/{Id(id)}/retry", content: null, cancellationToken, CallContext.Job(id));
 
     /// <summary>Reads one job (<c>GET /v1/jobs/{id}</c>); an unknown id throws with status 404.</summary>
     public Task<JobInfo> GetJobAsync(long id, CancellationToken cancellationToken = default) =>
-        SendForJobAsync(HttpMethod.Get, $"v1/jobs/{Id(id)}", content: null, cancellationToken);
+        SendForJobAsync(HttpMethod.Get, $"v1/jobs/{Id(id)}", content: null, cancellationToken, CallContext.Job(id));
 
     /// <summary>Reads a job's history, oldest first (<c>GET /v1/jobs/{id}/events</c>).</summary>
     public async Task<IReadOnlyList<JobEvent>> GetEventsAsync(long id, CancellationToken cancellationToken = default)
     {
-        using var response = await SendAsync(HttpMethod.Get, $"v1/jobs/{Id(id)}/events", content: null, cancellationToken)
+        using var response = await SendAsync(HttpMethod.Get, $"v1/jobs/{Id(id)}/events", content: null, cancellationToken, CallContext.Job(id))
             .ConfigureAwait(false);
         return await ReadAsync(response, ClientJsonContext.Default.IReadOnlyListJobEvent, cancellationToken).ConfigureAwait(false);
     }
@@ -228,13 +438,48 @@ public sealed class ConveyorClient : IDisposable
     {
         if (_ownsHttpClient)
         {
-            _http.Dispose();
+            _http?.Dispose();
         }
     }
 
-    private async Task<JobInfo> SendForJobAsync(HttpMethod method, string path, HttpContent? content, CancellationToken cancellationToken)
+    private static readonly JobOptions DefaultJobOptions = new();
+
+    private static ConveyorClientOptions Validated(ConveyorClientOptions options)
     {
-        using var response = await SendAsync(method, path, content, cancellationToken).ConfigureAwait(false);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        return options;
+    }
+
+    /// <summary>Options without a resolver fall back to reflection, as JsonSerializer itself would, so GetTypeInfo works.</summary>
+    private static JsonSerializerOptions WithResolver(JsonSerializerOptions options) =>
+        options.TypeInfoResolver is not null ? options : new JsonSerializerOptions(options) { TypeInfoResolver = new DefaultJsonTypeInfoResolver() };
+
+    private JsonTypeInfo<T> TypeInfo<T>(JsonTypeInfo<T>? given) => given ?? (JsonTypeInfo<T>)SerializerOptions.GetTypeInfo(typeof(T));
+
+    private static TResult? ReadResult<TResult>(JobInfo job, JsonTypeInfo<TResult> typeInfo)
+    {
+        if (job.Result is not { ValueKind: not JsonValueKind.Null } result)
+        {
+            return default;
+        }
+
+        try
+        {
+            return result.Deserialize(typeInfo);
+        }
+        catch (JsonException exception)
+        {
+            throw new ConveyorException(
+                $"job {Id(job.Id)} completed, but its result could not be read as {typeof(TResult).Name} ({exception.Message}); "
+                + "check that the worker's handler returns that type", innerException: exception);
+        }
+    }
+
+    private async Task<JobInfo> SendForJobAsync(
+        HttpMethod method, string path, HttpContent? content, CancellationToken cancellationToken, CallContext call = default)
+    {
+        using var response = await SendAsync(method, path, content, cancellationToken, call).ConfigureAwait(false);
         return await ReadAsync(response, ClientJsonContext.Default.JobInfo, cancellationToken).ConfigureAwait(false);
     }
 
@@ -246,7 +491,7 @@ public sealed class ConveyorClient : IDisposable
 
     /// <summary>Sends one request and returns a success answer; every failure leaves here as <see cref="ConveyorException"/>.</summary>
     private async Task<HttpResponseMessage> SendAsync(
-        HttpMethod method, string path, HttpContent? content, CancellationToken cancellationToken)
+        HttpMethod method, string path, HttpContent? content, CancellationToken cancellationToken, CallContext call = default)
     {
         using var request = new HttpRequestMessage(method, new Uri(BaseAddress, path)) { Content = content };
         request.Headers.UserAgent.Add(UserAgent);
@@ -255,7 +500,9 @@ public sealed class ConveyorClient : IDisposable
         HttpResponseMessage response;
         try
         {
-            response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            // From the factory, a client per request is the intended use: cheap, and it picks up rotated handlers.
+            var http = _http ?? _factory!.CreateClient(ConveyorClientOptions.HttpClientName);
+            response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         }
         catch (HttpRequestException exception)
         {
@@ -274,7 +521,7 @@ public sealed class ConveyorClient : IDisposable
 
         using (response)
         {
-            throw await ErrorFactory.FromResponseAsync(response, cancellationToken).ConfigureAwait(false);
+            throw await ErrorFactory.FromResponseAsync(response, call, cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -109,11 +109,20 @@ public sealed record BatchEnqueueItem
     public bool Replayed { get; init; }
 }
 
-/// <summary>Many completions and failures in one call (<c>POST /v1/jobs/ack</c>).</summary>
+/// <summary>Many completions, failures and releases in one call (<c>POST /v1/jobs/ack</c>).</summary>
 public sealed record AckRequest
 {
     public IReadOnlyList<AckComplete>? Complete { get; init; }
     public IReadOnlyList<AckFail>? Fail { get; init; }
+
+    /// <summary>Leased jobs handed back untouched: available again, the attempt not counted.</summary>
+    public IReadOnlyList<AckRelease>? Release { get; init; }
+}
+
+public sealed record AckRelease
+{
+    public long Id { get; init; }
+    public string LeaseToken { get; init; } = "";
 }
 
 public sealed record AckComplete
@@ -133,7 +142,10 @@ public sealed record AckFail
     public bool? Dead { get; init; }
 }
 
-/// <summary>The outcome of one item of an ack: <see cref="Status"/> is 200, 404 or 409.</summary>
+/// <summary>
+/// The outcome of one item of an ack: <see cref="Status"/> is 200, 404 or 409. Results come completes first, then
+/// fails, then releases, each in request order.
+/// </summary>
 public sealed record AckItemResult
 {
     public long Id { get; init; }

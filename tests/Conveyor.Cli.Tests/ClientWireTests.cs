@@ -73,7 +73,7 @@ public sealed class ClientWireTests
     {
         _http.Respond = _ => StubHandler.Problem(status, "Something specific happened.");
 
-        var error = await Assert.ThrowsAsync<ConveyorException>(() => Client().CancelAsync(5));
+        var error = await Assert.ThrowsAnyAsync<ConveyorException>(() => Client().CancelAsync(5));
 
         Assert.Equal(status, error.StatusCode);
         Assert.Equal(transient, error.IsTransient);
@@ -85,7 +85,7 @@ public sealed class ClientWireTests
     {
         _http.Respond = _ => throw new HttpRequestException("Connection refused", new IOException("Connection refused"));
 
-        var error = await Assert.ThrowsAsync<ConveyorException>(() => Client().GetStatsAsync());
+        var error = await Assert.ThrowsAnyAsync<ConveyorException>(() => Client().GetStatsAsync());
 
         Assert.Null(error.StatusCode);
         Assert.True(error.IsTransient);

@@ -89,6 +89,7 @@ internal sealed class CliApp(
             BuildQueueAction("pause", "Pause a queue: it keeps accepting jobs but leases none.", QueueCommands.PauseAsync),
             BuildQueueAction("resume", "Resume a paused queue.", QueueCommands.ResumeAsync),
             BuildStats(),
+            WorkCommand.Build(SetClientAction),
         };
         return root;
     }

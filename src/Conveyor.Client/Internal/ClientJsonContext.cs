@@ -23,5 +23,6 @@ namespace Conveyor.Client.Internal;
 [JsonSerializable(typeof(HeartbeatBody))]
 [JsonSerializable(typeof(CompleteBody))]
 [JsonSerializable(typeof(FailBody))]
+[JsonSerializable(typeof(ReleaseBody))]
 [JsonSerializable(typeof(ProblemBody))]
 internal sealed partial class ClientJsonContext : JsonSerializerContext;

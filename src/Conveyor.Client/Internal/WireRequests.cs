@@ -12,6 +12,8 @@ internal sealed record CompleteBody(string LeaseToken, JsonElement? Result);
 
 internal sealed record FailBody(string LeaseToken, string Error, string? Stack, long? RetryInMs, bool? Dead);
 
+internal sealed record ReleaseBody(string LeaseToken);
+
 internal sealed record AckResponse(IReadOnlyList<AckItemResult> Results);
 
 /// <summary>RFC 9457 problem details, as every 4xx/5xx answer carries.</summary>
