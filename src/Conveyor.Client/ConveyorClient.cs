@@ -29,11 +29,19 @@ public sealed class ConveyorClient : IDisposable
     private readonly HttpClient? _http;
     private readonly IHttpClientFactory? _factory;
     private readonly bool _ownsHttpClient;
+    private readonly AuthenticationHeaderValue? _apiKey;
 
     /// <summary>Creates a client with its own <see cref="HttpClient"/>, disposed with this client.</summary>
     public ConveyorClient(Uri baseAddress)
         : this(new HttpClient(), baseAddress, factory: null, ownsHttpClient: true, serializerOptions: null)
     {
+    }
+
+    /// <summary>Creates a client with its own <see cref="HttpClient"/> (disposed with this client) from <paramref name="options"/>.</summary>
+    public ConveyorClient(ConveyorClientOptions options)
+        : this(new HttpClient(), Validated(options).BaseAddress, factory: null, ownsHttpClient: true, options.SerializerOptions)
+    {
+        _apiKey = Bearer(options.ApiKey);
     }
 
     /// <summary>
@@ -55,6 +63,7 @@ public sealed class ConveyorClient : IDisposable
     public ConveyorClient(IHttpClientFactory factory, ConveyorClientOptions options)
         : this(null, Validated(options).BaseAddress, factory ?? throw new ArgumentNullException(nameof(factory)), false, options.SerializerOptions)
     {
+        _apiKey = Bearer(options.ApiKey);
     }
 
     private ConveyorClient(
@@ -444,6 +453,9 @@ public sealed class ConveyorClient : IDisposable
 
     private static readonly JobOptions DefaultJobOptions = new();
 
+    private static AuthenticationHeaderValue? Bearer(string? apiKey) =>
+        string.IsNullOrEmpty(apiKey) ? null : new AuthenticationHeaderValue("Bearer", apiKey);
+
     private static ConveyorClientOptions Validated(ConveyorClientOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -495,6 +507,7 @@ public sealed class ConveyorClient : IDisposable
     {
         using var request = new HttpRequestMessage(method, new Uri(BaseAddress, path)) { Content = content };
         request.Headers.UserAgent.Add(UserAgent);
+        request.Headers.Authorization = _apiKey;
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
 
         HttpResponseMessage response;

@@ -12,6 +12,12 @@ public sealed class ConveyorClientOptions
     public Uri? BaseAddress { get; set; }
 
     /// <summary>
+    /// The API key to send as <c>Authorization: Bearer &lt;key&gt;</c>, for a server started with API keys; null sends none.
+    /// A worker needs the consumer role, a producer the producer role.
+    /// </summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>
     /// How typed payloads and results are (de)serialized when no <c>JsonTypeInfo</c> is passed: by default the web
     /// defaults (camelCase). Set <see cref="JsonSerializerOptions.TypeInfoResolver"/> to a source-generated context to
     /// avoid reflection.

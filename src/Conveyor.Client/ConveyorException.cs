@@ -56,6 +56,13 @@ public class JobConflictException(string message, long? jobId, HttpStatusCode st
 public sealed class LeaseLostException(string message, long? jobId, HttpStatusCode statusCode)
     : JobConflictException(message, jobId, statusCode);
 
+/// <summary>
+/// The server wants an API key (401) or the key's role does not allow the call (403): set
+/// <see cref="ConveyorClientOptions.ApiKey"/> to a key with the right role (producer, consumer or admin).
+/// </summary>
+public sealed class AccessDeniedException(string message, HttpStatusCode statusCode)
+    : ConveyorException(message, statusCode);
+
 /// <summary>The server refused the request as invalid (400, 413, 415, 422): retrying the same request cannot help.</summary>
 public sealed class InvalidRequestException(string message, HttpStatusCode statusCode)
     : ConveyorException(message, statusCode);

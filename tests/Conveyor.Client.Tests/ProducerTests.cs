@@ -163,6 +163,30 @@ public sealed class ProducerTests(ServerFixture server) : IClassFixture<ServerFi
         Assert.Contains("BaseAddress", error.Message);
     }
 
+    [Fact]
+    public async Task An_api_key_is_sent_as_a_bearer_token_and_a_missing_one_is_access_denied()
+    {
+        var directory = Directory.CreateTempSubdirectory("conveyor-sdk-keys-").FullName;
+        const string Key = "producer-key-0123456789abcdef";
+        await using var secured = await Conveyor.Server.ConveyorServer.StartAsync(new Conveyor.Server.ServerOptions
+        {
+            Port = 0,
+            DataDirectory = directory,
+            Out = null,
+            ApiKeys = [Conveyor.Server.Security.ApiKey.Create(Key, Conveyor.Server.Security.ApiKeyRole.Producer)],
+        });
+        using var anonymous = new ConveyorClient(secured.BaseAddress);
+        using var producer = new ConveyorClient(new ConveyorClientOptions { BaseAddress = secured.BaseAddress, ApiKey = Key });
+
+        var denied = await Assert.ThrowsAsync<AccessDeniedException>(() => anonymous.EnqueueAsync("keys", 1));
+        var (job, _) = await producer.EnqueueAsync("keys", 1);
+        var forbidden = await Assert.ThrowsAsync<AccessDeniedException>(() => producer.LeaseAsync("keys"));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, denied.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, forbidden.StatusCode);
+        Assert.Equal("available", (await producer.GetJobAsync(job.Id)).State);
+    }
+
     private sealed class CountingHandler(Action onSend) : DelegatingHandler
     {
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)

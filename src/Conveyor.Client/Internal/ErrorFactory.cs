@@ -75,6 +75,7 @@ internal static class ErrorFactory
             409 when call.CarriesLeaseToken => new LeaseLostException(message, call.JobId, status),
             409 => new JobConflictException(message, call.JobId, status),
             400 or 413 or 415 or 422 => new InvalidRequestException(message, status),
+            401 or 403 => new AccessDeniedException(message, status),
             408 or 429 or >= 500 => new ServerUnavailableException(message, status),
             _ => new ConveyorException(message, status),
         };
