@@ -293,14 +293,6 @@ public sealed class PostgresJobStore : IJobStore
             p.AddWithValue("trace_parent", traces.ToArray());
             p.AddWithValue("now", now);
             command.BatchCommands.Add(insert);
-            if (woken.Count > 0)
-            {
-                // One NOTIFY per queue for the whole batch; Postgres delivers it at commit.
-                var notify = new NpgsqlBatchCommand(_sql.Notify);
-                notify.Parameters.AddWithValue("channel", _channel);
-                notify.Parameters.AddWithValue("queues", woken.ToArray());
-                command.BatchCommands.Add(notify);
-            }
             await using var r = await command.ExecuteReaderAsync().ConfigureAwait(false);
             if (partitionLocks.Count > 0) await r.NextResultAsync().ConfigureAwait(false);
             while (await r.ReadAsync().ConfigureAwait(false))
@@ -352,6 +344,23 @@ public sealed class PostgresJobStore : IJobStore
         }
         foreach (var queue in woken) _wakeups.SignalQueue(queue);
         ConveyorMetrics.StoreCommitted("postgres", batch.Count, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        if (woken.Count > 0)
+        {
+            // One NOTIFY per queue for the whole batch, in a transaction of its own that does not wait for a flush: a
+            // notifying commit holds Postgres's global notify lock, and durable inserts must not queue behind it. If
+            // this is lost (crash right here), waiting workers find the jobs by their fallback poll.
+            // Best effort, after the callers have their answer: a failure here must never make the batch run again.
+            try
+            {
+                await using var notify = Command(connection, _sql.NotifyAsync);
+                notify.Parameters.AddWithValue("channel", _channel);
+                notify.Parameters.AddWithValue("queues", woken.ToArray());
+                await notify.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is NpgsqlException or InvalidOperationException or IOException or TimeoutException)
+            {
+            }
+        }
     }
 
     // ---- leases --------------------------------------------------------------------------------------------------
@@ -1033,6 +1042,7 @@ internal sealed class Statements(string schema)
     public readonly string InsertMany = Sql.For(schema, JobsSql.InsertMany);
     public readonly string FindIdempotent = Sql.For(schema, JobsSql.FindIdempotent);
     public readonly string Notify = Sql.For(schema, JobsSql.Notify);
+    public readonly string NotifyAsync = Sql.For(schema, JobsSql.NotifyAsync);
     public readonly string Lease = Sql.For(schema, JobsSql.Lease);
     public readonly string Heartbeat = Sql.For(schema, JobsSql.Heartbeat);
     public readonly string CompleteMany = Sql.For(schema, JobsSql.CompleteMany);

@@ -65,9 +65,16 @@ internal static class JobsSql
 
     public const string Notify = "SELECT count(pg_notify(@channel, q)) FROM unnest(@queues::text[]) AS q";
 
+    /// <summary>A wake-up alone: its commit need not wait for the WAL flush (it changes no data).</summary>
+    public const string NotifyAsync =
+        "SELECT set_config('synchronous_commit', 'off', true), count(pg_notify(@channel, q)) FROM unnest(@queues::text[]) AS q";
+
     /// <summary>
     /// The lease: available jobs of the queue in priority, run_at, id order, skipping rows another lease holds, and only the
     /// oldest unfinished job of each partition (so at most one runs per partition across every server, in id order).
+    /// Its commit does not wait for the WAL flush (synchronous_commit off for this transaction only): a database crash
+    /// may forget a lease of the last moments, and the job is simply leased again, at least once, the trade-off the
+    /// SQLite store makes for every lease. Completions and failures stay fully durable.
     /// </summary>
     public const string Lease = $$"""
         WITH picked AS (
@@ -84,12 +91,15 @@ internal static class JobsSql
         UPDATE {s}.jobs j
         SET state = 2, attempt = j.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''), lease_owner = @owner,
             lease_expires_at = @expires, started_at = @now, updated_at = @now, progress = NULL
-        FROM picked WHERE j.id = picked.picked_id
+        FROM picked, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+        WHERE j.id = picked.picked_id
         RETURNING {{Columns}}
         """;
 
+    /// <summary>Like a lease, a heartbeat's commit does not wait for the flush: a forgotten one only lets the lease lapse sooner.</summary>
     public const string Heartbeat = """
         UPDATE {s}.jobs SET lease_expires_at = @expires, progress = coalesce(@progress::json, progress)
+        FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
         WHERE id = @id AND state = 2 AND lease_token = @token
         """;
 
