@@ -21,7 +21,7 @@ public sealed class ServeCommandTests
     public async Task Serve_takes_the_command_line_over_the_environment_and_the_environment_over_defaults()
     {
         var cli = new CliHarness();
-        cli.Environment["CONVEYOR_HOST"] = "0.0.0.0";
+        cli.Environment["CONVEYOR_HOST"] = "127.0.0.2";
         cli.Environment["CONVEYOR_PORT"] = "6000";
         cli.Environment["CONVEYOR_DATA"] = "/tmp/from-env";
         cli.Environment["CONVEYOR_MAX_JOB_BYTES"] = "2048";
@@ -29,7 +29,7 @@ public sealed class ServeCommandTests
         Assert.Equal(0, await cli.RunAsync("serve", "--port", "0", "--data", "/tmp/from-args"));
 
         var served = Assert.IsType<Conveyor.Server.ServerOptions>(cli.Served);
-        Assert.Equal("0.0.0.0", served.Host);
+        Assert.Equal("127.0.0.2", served.Host);
         Assert.Equal(0, served.Port);
         Assert.Equal("/tmp/from-args", served.DataDirectory);
         Assert.Equal(2048, served.MaxJobBytes);
