@@ -60,6 +60,7 @@ public static class ConveyorServer
         MetricsEndpoint.Map(app);
         HealthEndpoints.Map(app);
         app.MapOpenApi("/openapi/{documentName}.json");
+        Dashboard.DashboardEndpoints.Map(app);
 
         // Open the store before listening, so a broken data directory fails the start, not the first request.
         _ = app.Services.GetRequiredService<IJobStore>();
