@@ -45,6 +45,18 @@ public static class ConveyorServer
             Path = options.DatabasePath,
             TimeProvider = options.TimeProvider,
         }));
+        if (options.AmqpUri is { } amqp && options.Ingest.Count > 0)
+        {
+            // RabbitMQ ingest runs beside the endpoints on the same store; it connects in the background and never delays the start.
+            builder.Services.AddSingleton(sp => new Amqp.AmqpIngest(sp.GetRequiredService<IJobStore>(), new Amqp.AmqpIngestOptions
+            {
+                Uri = amqp,
+                Routes = options.Ingest,
+                MaxPayloadBytes = options.MaxJobBytes,
+                TimeProvider = options.TimeProvider,
+            }, sp.GetRequiredService<ILoggerFactory>()));
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<Amqp.AmqpIngest>());
+        }
         builder.Services.AddProblemDetails();
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
         builder.Services.AddOpenApi("v1", OpenApiDocument.Configure);

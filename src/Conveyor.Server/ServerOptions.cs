@@ -42,6 +42,12 @@ public sealed class ServerOptions
     /// <summary>Listen beyond loopback without API keys. Off by default so nobody exposes an open queue by accident.</summary>
     public bool AllowAnonymous { get; init; }
 
+    /// <summary>The RabbitMQ broker (<c>amqp://user:password@host:5672/vhost</c>) for <see cref="Ingest"/>; null: no RabbitMQ.</summary>
+    public Uri? AmqpUri { get; init; }
+
+    /// <summary>RabbitMQ queues consumed into Conveyor queues (docs/amqp.md). Needs <see cref="AmqpUri"/>.</summary>
+    public IReadOnlyList<Amqp.AmqpIngestRoute> Ingest { get; init; } = [];
+
     /// <summary>Time source for the store; tests pass a fake.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -64,6 +70,10 @@ public sealed class ServerOptions
                 $"Refusing to listen on {Host} without API keys: anyone who can reach it could read and change every job. " +
                 "Configure keys with --api-keys key:role (or CONVEYOR_API_KEYS), or pass --allow-anonymous if the network is trusted.");
         if (LogFormat is not ("text" or "json")) throw new ArgumentException($"--log-format must be text or json, not '{LogFormat}'.");
+        if (AmqpUri is not null) Amqp.AmqpIngestOptions.ValidateUri(AmqpUri);
+        if (Ingest.Count > 0 && AmqpUri is null)
+            throw new ArgumentException("--ingest needs the RabbitMQ broker to consume from: add --amqp amqp://user:password@host:5672/ (or CONVEYOR_AMQP).");
+        if (Ingest.Count > 0) new Amqp.AmqpIngestOptions { Uri = AmqpUri!, Routes = Ingest }.Validate();
         if (MaxBodyBytes < MaxJobBytes) throw new ArgumentException($"--max-body-bytes ({MaxBodyBytes}) must be at least --max-job-bytes ({MaxJobBytes}).");
     }
 }

@@ -117,7 +117,20 @@ internal sealed class CliApp(
         var postgresSchema = Options.String(
             "--postgres-schema", Described("Postgres schema for Conveyor's tables", ServeVariables.PostgresSchema, ServerOptions.DefaultPostgresSchema));
 
-        var command = new Command("serve", "Run the Conveyor server until SIGTERM or Ctrl-C.") { host, port, data, maxJob, maxBody, postgres, postgresSchema };
+        var amqp = Options.String(
+            "--amqp", Described("RabbitMQ broker for --ingest, as amqp://user:password@host:5672/vhost", ServeVariables.Amqp, "none"));
+        var ingest = new Option<string[]>("--ingest")
+        {
+            Description = Described(
+                "Consume a RabbitMQ queue into a Conveyor queue, as rabbit-queue=conveyor-queue; repeatable (the variable: comma-separated)",
+                ServeVariables.Ingest, "none"),
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+
+        var command = new Command("serve", "Run the Conveyor server until SIGTERM or Ctrl-C.")
+        {
+            host, port, data, maxJob, maxBody, postgres, postgresSchema, amqp, ingest,
+        };
         command.SetAction((parseResult, cancellationToken) =>
         {
             var options = ServeCommand.Resolve(
@@ -128,7 +141,9 @@ internal sealed class CliApp(
                 parseResult.GetValue(maxBody),
                 _fallback,
                 parseResult.GetValue(postgres),
-                parseResult.GetValue(postgresSchema));
+                parseResult.GetValue(postgresSchema),
+                parseResult.GetValue(amqp),
+                parseResult.GetValue(ingest));
             return ServeCommand.RunAsync(options, runServer, cancellationToken);
         });
         return command;

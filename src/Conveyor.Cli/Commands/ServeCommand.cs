@@ -13,6 +13,10 @@ internal static class ServeVariables
     public const string MaxBodyBytes = "CONVEYOR_MAX_BODY_BYTES";
     public const string Postgres = "CONVEYOR_POSTGRES";
     public const string PostgresSchema = "CONVEYOR_POSTGRES_SCHEMA";
+    public const string Amqp = "CONVEYOR_AMQP";
+
+    /// <summary>Ingest routes separated by commas or spaces: <c>orders=orders,mail=email</c>.</summary>
+    public const string Ingest = "CONVEYOR_INGEST";
 }
 
 internal static class ServeCommand
@@ -23,8 +27,25 @@ internal static class ServeCommand
     /// </summary>
     public static ServerOptions Resolve(
         string? host, int? port, string? dataDirectory, long? maxJobBytes, long? maxBodyBytes, EnvironmentFallback fallback,
-        string? postgres = null, string? postgresSchema = null)
+        string? postgres = null, string? postgresSchema = null, string? amqp = null, IReadOnlyList<string>? ingest = null)
     {
+        var amqpText = fallback.String(amqp, ServeVariables.Amqp, "");
+        Uri? amqpUri = null;
+        if (amqpText.Length > 0 && !Uri.TryCreate(amqpText, UriKind.Absolute, out amqpUri))
+            throw new UsageException($"--amqp (or {ServeVariables.Amqp}) must be a RabbitMQ address such as amqp://guest:guest@127.0.0.1:5672/, not '{amqpText}'.");
+        var ingestSpecs = ingest is { Count: > 0 }
+            ? ingest
+            : fallback.String(null, ServeVariables.Ingest, "").Split([',', ' '], StringSplitOptions.RemoveEmptyEntries);
+        List<Amqp.AmqpIngestRoute> routes;
+        try
+        {
+            routes = ingestSpecs.Select(Amqp.AmqpIngestRoute.Parse).ToList();
+        }
+        catch (ArgumentException exception)
+        {
+            throw new UsageException(exception.Message);
+        }
+
         var options = new ServerOptions
         {
             Host = fallback.String(host, ServeVariables.Host, ServerOptions.DefaultHost),
@@ -36,6 +57,8 @@ internal static class ServeCommand
             MaxBodyBytes = fallback.Long(maxBodyBytes, ServeVariables.MaxBodyBytes, ServerOptions.DefaultMaxBodyBytes, 1, long.MaxValue),
             PostgresConnectionString = fallback.String(postgres, ServeVariables.Postgres, "") is { Length: > 0 } pg ? pg : null,
             PostgresSchema = fallback.String(postgresSchema, ServeVariables.PostgresSchema, ServerOptions.DefaultPostgresSchema),
+            AmqpUri = amqpUri,
+            Ingest = routes,
         };
 
         try
