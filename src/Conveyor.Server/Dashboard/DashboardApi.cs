@@ -31,7 +31,7 @@ internal static class DashboardApi
 
     private static IResult History(StatsHistory history, long? since)
     {
-        var samples = history.Snapshot(since is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null);
+        var samples = history.Snapshot(since);
         return new JsonWriterResult(200, w =>
         {
             w.WriteStartObject();

@@ -35,8 +35,8 @@ internal sealed class StatsHistory
         }
     }
 
-    /// <summary>The samples taken after <paramref name="since"/> (all when null), oldest first.</summary>
-    public List<StatsSample> Snapshot(DateTimeOffset? since = null)
+    /// <summary>The samples taken after <paramref name="sinceUnixMs"/> (all when null), oldest first.</summary>
+    public List<StatsSample> Snapshot(long? sinceUnixMs = null)
     {
         lock (_lock)
         {
@@ -45,7 +45,7 @@ internal sealed class StatsHistory
             for (var i = 0; i < _count; i++)
             {
                 var sample = _ring[(start + i) % _ring.Length];
-                if (since is null || sample.At > since) result.Add(sample);
+                if (sinceUnixMs is null || sample.At.ToUnixTimeMilliseconds() > sinceUnixMs) result.Add(sample);
             }
             return result;
         }

@@ -36,7 +36,7 @@ export async function api(method, path, { body, key = auth.key, signal } = {}) {
   const data = type.includes('json') ? await response.json().catch(() => null) : await response.text();
   if (!response.ok) {
     const error = new ApiError(response.status, data?.title, data?.detail || (typeof data === 'string' ? data : null));
-    if (response.status === 401 && key === auth.key) for (const handler of unauthorizedHandlers) handler(error);
+    if (response.status === 401 && key && key === auth.key) for (const handler of unauthorizedHandlers) handler(error);
     throw error;
   }
   return data;
