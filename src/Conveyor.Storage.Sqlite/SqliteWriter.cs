@@ -10,8 +10,9 @@ internal sealed class SqliteWriter : IDisposable
 {
     private readonly SqliteConnection _connection;
     private readonly SqliteCommand _begin, _commit, _rollback;
-    private readonly SqliteCommand _insertJob, _findIdempotent, _upsertQueue, _setPaused;
-    private readonly SqliteCommand _complete, _retryLater, _dead, _cancel, _insertEvent, _updateAttempt;
+    private readonly RawStatement _insertJob, _complete;
+    private readonly SqliteCommand _findIdempotent, _upsertQueue, _setPaused;
+    private readonly SqliteCommand _retryLater, _dead, _cancel, _insertEvent, _updateAttempt;
     private readonly SqliteCommand _readForRetry, _requeue;
     private readonly HashSet<string> _knownQueues = new(StringComparer.Ordinal);
     private readonly List<string> _queuesAddedInTransaction = [];
@@ -24,21 +25,16 @@ internal sealed class SqliteWriter : IDisposable
         _begin = Command("BEGIN IMMEDIATE");
         _commit = Command("COMMIT");
         _rollback = Command("ROLLBACK");
-        _insertJob = Command(
+        _insertJob = new RawStatement(connection,
             "INSERT INTO jobs (id, queue, kind, state, priority, run_at, attempt, max_attempts, payload, idempotency_key, partition_key, " +
-            "tags, trace_parent, created_at, updated_at) VALUES ($id, $queue, $kind, 0, $priority, $run_at, 0, $max_attempts, $payload, " +
-            "$idempotency_key, $partition_key, $tags, $trace_parent, $now, $now)",
-            "$id", "$queue", "$kind", "$priority", "$run_at", "$max_attempts", "$payload", "$idempotency_key", "$partition_key", "$tags",
-            "$trace_parent", "$now");
+            "tags, trace_parent, created_at, updated_at) VALUES (?1, ?2, ?3, 0, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)");
         _findIdempotent = Command("SELECT id FROM jobs WHERE queue = $queue AND idempotency_key = $key", "$queue", "$key");
         _upsertQueue = Command("INSERT INTO queues (name, paused, created_at) VALUES ($name, 0, $now) ON CONFLICT DO NOTHING", "$name", "$now");
         _setPaused = Command(
             "INSERT INTO queues (name, paused, created_at) VALUES ($name, $paused, $now) ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
             "$name", "$paused", "$now");
-        _complete = Command(
-            $"UPDATE jobs SET state = {JobsTable.Completed}, attempt = $attempt, result = $result, started_at = $started, finished_at = $now, " +
-            "updated_at = $now WHERE id = $id",
-            "$id", "$attempt", "$result", "$started", "$now");
+        _complete = new RawStatement(connection,
+            $"UPDATE jobs SET state = {JobsTable.Completed}, attempt = ?2, result = ?3, started_at = ?4, finished_at = ?5, updated_at = ?5 WHERE id = ?1");
         _retryLater = Command(
             "UPDATE jobs SET run_at = $run_at, attempt = $attempt, errors = json_insert(coalesce(errors, '[]'), '$[#]', json($error)), " +
             "started_at = $started, updated_at = $now WHERE id = $id",
@@ -131,13 +127,14 @@ internal sealed class SqliteWriter : IDisposable
     public long InsertJob(NewJob job, long runAtMs, long nowMs)
     {
         var id = _nextId++;
-        Run(_insertJob, id, job.Queue, job.Kind, job.Priority, runAtMs, job.MaxAttempts, job.PayloadJson, job.IdempotencyKey,
-            job.PartitionKey, RowMapper.TagsToJson(job.Tags), job.TraceParent, nowMs);
+        _insertJob.Bind(1, id).Bind(2, job.Queue).Bind(3, job.Kind).Bind(4, job.Priority).Bind(5, runAtMs).Bind(6, job.MaxAttempts)
+            .Bind(7, job.PayloadJson).Bind(8, job.IdempotencyKey).Bind(9, job.PartitionKey).Bind(10, RowMapper.TagsToJson(job.Tags))
+            .Bind(11, job.TraceParent).Bind(12, nowMs).Execute();
         return id;
     }
 
     public void Complete(long id, int attempt, string? resultJson, long startedMs, long nowMs) =>
-        Run(_complete, id, attempt, resultJson, startedMs, nowMs);
+        _complete.Bind(1, id).Bind(2, attempt).Bind(3, resultJson).Bind(4, startedMs).Bind(5, nowMs).Execute();
 
     public void RetryLater(long id, int attempt, long runAtMs, string errorJson, long startedMs, long nowMs) =>
         Run(_retryLater, id, runAtMs, attempt, errorJson, startedMs, nowMs);
@@ -166,8 +163,9 @@ internal sealed class SqliteWriter : IDisposable
 
     public void Dispose()
     {
-        foreach (var command in new[] { _begin, _commit, _rollback, _insertJob, _findIdempotent, _upsertQueue, _setPaused, _complete,
-                     _retryLater, _dead, _cancel, _insertEvent, _updateAttempt, _readForRetry, _requeue })
+        _insertJob.Dispose();
+        _complete.Dispose();
+        foreach (var command in new[] { _begin, _commit, _rollback, _findIdempotent, _upsertQueue, _setPaused, _retryLater, _dead, _cancel, _insertEvent, _updateAttempt, _readForRetry, _requeue })
         {
             command.Dispose();
         }
