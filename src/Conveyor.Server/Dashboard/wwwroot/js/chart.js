@@ -7,7 +7,7 @@ const PAD = { left: 46, right: 14, top: 24, bottom: 26 };
  * lineChart({ series: [{ key, label, cls, area? }], windowMs, unit }) returns { el, update(samples, nowMs) }.
  * samples: [{ at_ms, [key]: number }], oldest first, one per interval.
  */
-export function lineChart({ series, windowMs, intervalMs = 1000, unit = '', label }) {
+export function lineChart({ series, windowMs, intervalMs = 1000, bucketMs = 5000, unit = '', label }) {
   const svg = s('svg', { class: 'chart-svg', role: 'img', 'aria-label': label });
   const tip = h('div.chart-tip', { hidden: true });
   const legend = h('ul.legend', null, series.map(sr => h('li', null, h(`span.swatch.${sr.cls}`), sr.label)));
@@ -36,7 +36,8 @@ export function lineChart({ series, windowMs, intervalMs = 1000, unit = '', labe
     svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
     svg.setAttribute('width', width);
     svg.setAttribute('height', height);
-    const visible = samples.filter(p => p.at_ms >= start());
+    // Averages over a few seconds, so a bursty second does not hide the trend; the read-out shows the exact seconds.
+    const visible = bucket(samples.filter(p => p.at_ms >= start()), series, bucketMs);
     const peak = Math.max(0, ...visible.flatMap(p => series.map(sr => p[sr.key] || 0)));
     yMax = niceCeil(peak);
 
@@ -55,10 +56,10 @@ export function lineChart({ series, windowMs, intervalMs = 1000, unit = '', labe
       grid.append(s('text', { x: xx, y: height - 8, 'text-anchor': 'middle' }, fmt.clock(t)));
     }
     svg.append(grid);
-    if (unit) svg.append(s('text', { class: 'unit', x: 4, y: 10 }, unit));
+    if (unit) svg.append(s('text', { class: 'unit', x: PAD.left, y: 11 }, unit));
 
     for (const sr of series) {
-      const runs = splitAtGaps(visible, intervalMs);
+      const runs = splitAtGaps(visible, Math.max(intervalMs, bucketMs));
       for (const run of runs) {
         if (!run.length) continue;
         const d = run.map((p, i) => `${i ? 'L' : 'M'}${x(p.at_ms).toFixed(1)},${y(p[sr.key] || 0).toFixed(1)}`).join('');
@@ -106,6 +107,26 @@ export function lineChart({ series, windowMs, intervalMs = 1000, unit = '', labe
     },
     destroy() { observer.disconnect(); },
   };
+}
+
+/** Averages of each series over consecutive windows of bucketMs, stamped with the window's last sample. */
+function bucket(points, series, bucketMs) {
+  if (bucketMs <= 0 || !points.length) return points;
+  const out = [];
+  let group = [];
+  const flush = () => {
+    if (!group.length) return;
+    const avg = { at_ms: group.at(-1).at_ms };
+    for (const sr of series) avg[sr.key] = group.reduce((sum, p) => sum + (p[sr.key] || 0), 0) / group.length;
+    out.push(avg);
+    group = [];
+  };
+  for (const p of points) {
+    if (group.length && Math.floor(p.at_ms / bucketMs) !== Math.floor(group[0].at_ms / bucketMs)) flush();
+    group.push(p);
+  }
+  flush();
+  return out;
 }
 
 function splitAtGaps(points, intervalMs) {

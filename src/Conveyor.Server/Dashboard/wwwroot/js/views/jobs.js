@@ -60,7 +60,7 @@ export function jobs(root, ctx) {
       results.append(h('div.empty', { dataset: { empty: 'jobs' } }, h('p', null, p.cursor ? 'No older jobs.' : 'No jobs match these filters.')));
     } else {
       results.append(h('table.table.responsive.job-table', null,
-        h('thead', null, h('tr', null, ['ID', 'Kind', 'Queue', 'State', 'Attempt', 'Created', 'Tags'].map(t => h('th', null, t)))),
+        h('thead', null, h('tr', null, ['ID', 'Kind', 'Queue', 'State', 'Attempt', 'Created', 'Tags'].map(t => h(t === 'Attempt' ? 'th.num' : 'th', null, t)))),
         h('tbody', null, page.jobs.map(jobRow))));
     }
     const newer = cursors.length ? cursors.at(-1) : '';

@@ -11,7 +11,7 @@ export function overview(root, ctx) {
   const throughput = lineChart({
     label: 'Jobs per second over the last 15 minutes',
     windowMs: WINDOW_MS,
-    unit: 'jobs/s',
+    unit: 'jobs/s, 5 s average',
     series: [
       { key: 'completed', label: 'Completed', cls: 's-completed', area: true },
       { key: 'enqueued', label: 'Enqueued', cls: 's-enqueued' },
@@ -22,6 +22,7 @@ export function overview(root, ctx) {
     label: 'Jobs waiting, running and dead over the last 15 minutes',
     windowMs: WINDOW_MS,
     unit: 'jobs',
+    bucketMs: 0,
     series: [
       { key: 'waiting', label: 'Waiting', cls: 's-available', area: true },
       { key: 'running', label: 'Running', cls: 's-running' },
