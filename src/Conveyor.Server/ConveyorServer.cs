@@ -57,7 +57,13 @@ public static class ConveyorServer
             }, sp.GetRequiredService<ILoggerFactory>()));
             builder.Services.AddHostedService(sp => sp.GetRequiredService<Amqp.AmqpIngest>());
         }
-        builder.Services.AddProblemDetails();
+        builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
+        {
+            // An unreachable store is worth a sentence (retry later); a bug is not worth leaking internals for.
+            context.ProblemDetails.Detail ??= context.Exception is StoreUnavailableException unavailable
+                ? $"{unavailable.Message} Nothing was changed; retry later."
+                : context.Exception is not null ? "The server failed to handle this request; see the server log." : null;
+        });
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
         builder.Services.AddOpenApi("v1", OpenApiDocument.Configure);
         ServerTelemetry.AddOtlpExportWhenConfigured(builder.Services);

@@ -39,6 +39,7 @@ public sealed class DatabaseRestartTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, leaseStatus);
         Assert.Equal("application/problem+json", leaseType);
         Assert.Equal(503, leaseBody!["status"]!.GetValue<int>());
+        Assert.Contains("retry later", leaseBody["detail"]!.GetValue<string>(), StringComparison.Ordinal);
 
         await postgres.StartAgainAsync();
         var before = acknowledged.Count;
