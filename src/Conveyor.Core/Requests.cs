@@ -107,7 +107,10 @@ public sealed record JobQuery
 
 public sealed record JobPage(IReadOnlyList<Job> Jobs, long? NextBeforeId);
 
-public sealed record QueueInfo(string Name, bool Paused, StateCounts Counts);
+public sealed record QueueInfo(string Name, bool Paused, StateCounts Counts)
+{
+    public QueueSettings Settings { get; init; } = QueueSettings.None;
+}
 
 /// <summary>Job counts per state.</summary>
 public sealed record StateCounts(long Scheduled, long Available, long Running, long Completed, long Dead, long Cancelled)
@@ -126,3 +129,33 @@ public sealed record StoreStats(IReadOnlyList<QueueInfo> Queues, long EnqueuedSi
 /// the server answers 503. Stores translate their provider errors into this at their edge.
 /// </summary>
 public sealed class StoreUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>Per-queue limits and clean-up, set with <c>PUT /v1/queues/{queue}/settings</c>. Null means no limit / the server default.</summary>
+public sealed record QueueSettings
+{
+    public static readonly QueueSettings None = new();
+
+    /// <summary>Most jobs of this queue running at once, across all workers and servers.</summary>
+    public int? MaxRunning { get; init; }
+
+    /// <summary>Most jobs started per second (a token bucket holding up to one second's worth, at least one).</summary>
+    public double? RatePerSecond { get; init; }
+
+    /// <summary>How long finished jobs (completed, dead, cancelled) and their history are kept before deletion.</summary>
+    public TimeSpan? Retention { get; init; }
+}
+
+/// <summary>A cron schedule: each occurrence enqueues one job made from <see cref="Template"/> (whose queue is the target).</summary>
+public sealed record Schedule
+{
+    public required string Name { get; init; }
+    public required string Cron { get; init; }
+    /// <summary>IANA time zone the cron fields are read in.</summary>
+    public string TimeZone { get; init; } = "UTC";
+    public required NewJob Template { get; init; }
+    public bool Paused { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset UpdatedAt { get; init; }
+    /// <summary>The occurrence most recently enqueued (its scheduled time, not when it ran).</summary>
+    public DateTimeOffset? LastFiredFor { get; init; }
+}

@@ -81,6 +81,8 @@ internal sealed class LiveIndex
         if (job.State == state) return;
         job.Queue.Adjust(job.State, -1);
         job.Queue.Adjust(state, +1);
+        // A slot under a concurrency limit opened: long polls waiting on the limit may lease now.
+        if (job.State == JobState.Running && job.Queue.Settings.MaxRunning is not null) job.Queue.Signal();
         job.State = state;
     }
 
@@ -99,6 +101,7 @@ internal sealed class LiveIndex
     {
         var picked = new List<LiveJob>(Math.Min(max, 64));
         if (queue.Paused) return picked;
+        max = queue.Allowance(max, nowMs);
         while (picked.Count < max && queue.Ready.TryDequeue(out var entry, out _))
         {
             var job = entry.Job;
@@ -114,6 +117,7 @@ internal sealed class LiveIndex
             ConveyorMetrics.JobStarted(queue.Name, job.Kind, (nowMs - job.RunAtMs) / 1000.0);
             picked.Add(job);
         }
+        queue.Spend(picked.Count);
         return picked;
     }
 
@@ -205,6 +209,7 @@ internal sealed class LiveIndex
         }
         job.Queue.Adjust(job.State, -1);
         job.Queue.Adjust(finalState, +1);
+        if (job.State == JobState.Running && job.Queue.Settings.MaxRunning is not null) job.Queue.Signal();
         job.State = finalState;
         job.Version++;
         if (job.PartitionKey is { } key)
@@ -215,6 +220,22 @@ internal sealed class LiveIndex
             ids.Remove(job.Id);
             if (ids.Count == 0) _partitions.Remove(k);
             else if (wasHead && _jobs.TryGetValue(ids.Min, out var next)) OfferIfEligible(next);
+        }
+    }
+
+    /// <summary>After a durable delete of a job that was waiting: it leaves memory without a final state.</summary>
+    public void Remove(LiveJob job)
+    {
+        Finish(job, job.State);
+        job.Queue.Adjust(job.State, -1);
+    }
+
+    /// <summary>Wakes long polls on rate-limited queues once their bucket holds a token again.</summary>
+    public void WakeRateLimited(long nowMs)
+    {
+        foreach (var queue in _queues.Values)
+        {
+            if (queue.Settings.RatePerSecond is not null && queue.Available > 0 && queue.Allowance(1, nowMs) > 0) queue.Signal();
         }
     }
 
@@ -251,6 +272,42 @@ internal sealed class QueueLine(string name)
 {
     public string Name { get; } = name;
     public bool Paused { get; set; }
+    private QueueSettings _settings = QueueSettings.None;
+    private double _tokens;
+    private long _tokensAtMs;
+
+    /// <summary>Limits and retention; setting them refills the rate bucket.</summary>
+    public QueueSettings Settings
+    {
+        get => _settings;
+        set
+        {
+            _settings = value;
+            _tokens = BucketSize;
+            _tokensAtMs = 0;
+        }
+    }
+
+    private double BucketSize => Math.Max(1, _settings.RatePerSecond ?? 0);
+
+    /// <summary>How many of <paramref name="wanted"/> jobs the concurrency and rate limits allow to start now.</summary>
+    public int Allowance(int wanted, long nowMs)
+    {
+        var allowed = wanted;
+        if (_settings.MaxRunning is { } cap) allowed = (int)Math.Clamp(cap - Running, 0, allowed);
+        if (_settings.RatePerSecond is { } rate)
+        {
+            if (_tokensAtMs != 0) _tokens = Math.Min(BucketSize, _tokens + (nowMs - _tokensAtMs) / 1000.0 * rate);
+            _tokensAtMs = nowMs;
+            allowed = (int)Math.Clamp(Math.Floor(_tokens), 0, allowed);
+        }
+        return allowed;
+    }
+
+    public void Spend(int started)
+    {
+        if (_settings.RatePerSecond is not null) _tokens -= started;
+    }
     public readonly PriorityQueue<(LiveJob Job, int Version), ReadyKey> Ready = new();
     public long Scheduled, Available, Running, Completed, Dead, Cancelled;
     private List<TaskCompletionSource>? _waiters;

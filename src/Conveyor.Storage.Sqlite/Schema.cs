@@ -49,6 +49,28 @@ internal static class Schema
         );
         CREATE INDEX job_events_job ON job_events (job_id);
         """,
+        """
+        ALTER TABLE queues ADD COLUMN max_running INTEGER;
+        ALTER TABLE queues ADD COLUMN rate_per_second REAL;
+        ALTER TABLE queues ADD COLUMN retention_ms INTEGER;
+        -- Retention walks finished jobs by age without touching waiting ones.
+        CREATE INDEX jobs_finished ON jobs (queue, finished_at) WHERE state <> 0;
+        CREATE TABLE schedules (
+            name           TEXT PRIMARY KEY,
+            cron           TEXT    NOT NULL,
+            time_zone      TEXT    NOT NULL,
+            queue          TEXT    NOT NULL,
+            kind           TEXT    NOT NULL,
+            payload        TEXT,
+            priority       INTEGER NOT NULL,
+            max_attempts   INTEGER NOT NULL,
+            tags           TEXT,
+            paused         INTEGER NOT NULL,
+            created_at     INTEGER NOT NULL,
+            updated_at     INTEGER NOT NULL,
+            last_fired_for INTEGER
+        ) WITHOUT ROWID;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -68,9 +68,19 @@ public sealed class SqliteJobStore : IJobStore
         var now = NowMs;
         using (var q = connection.CreateCommand())
         {
-            q.CommandText = "SELECT name, paused FROM queues";
+            q.CommandText = "SELECT name, paused, max_running, rate_per_second, retention_ms FROM queues";
             using var r = q.ExecuteReader();
-            while (r.Read()) _index.Queue(r.GetString(0)).Paused = r.GetInt64(1) != 0;
+            while (r.Read())
+            {
+                var line = _index.Queue(r.GetString(0));
+                line.Paused = r.GetInt64(1) != 0;
+                line.Settings = new QueueSettings
+                {
+                    MaxRunning = r.IsDBNull(2) ? null : r.GetInt32(2),
+                    RatePerSecond = r.IsDBNull(3) ? null : r.GetDouble(3),
+                    Retention = r.IsDBNull(4) ? null : TimeSpan.FromMilliseconds(r.GetInt64(4)),
+                };
+            }
         }
         using (var q = connection.CreateCommand())
         {
@@ -170,6 +180,7 @@ public sealed class SqliteJobStore : IJobStore
         lock (_index.Gate)
         {
             _index.PromoteDue(now);
+            _index.WakeRateLimited(now);
             foreach (var job in _index.TakeExpiredLeases(now))
             {
                 var attempt = job.Attempt;
@@ -360,8 +371,7 @@ public sealed class SqliteJobStore : IJobStore
     {
         lock (_index.Gate)
         {
-            IReadOnlyList<QueueInfo> queues = _index.Queues.OrderBy(q => q.Name, StringComparer.Ordinal)
-                .Select(q => new QueueInfo(q.Name, q.Paused, q.Counts)).ToList();
+            IReadOnlyList<QueueInfo> queues = _index.Queues.OrderBy(q => q.Name, StringComparer.Ordinal).Select(Info).ToList();
             return ValueTask.FromResult(queues);
         }
     }
@@ -538,10 +548,89 @@ public sealed class SqliteJobStore : IJobStore
         await Submit(new PauseOp(queue, paused), cancellationToken).ConfigureAwait(false);
         lock (_index.Gate)
         {
-            var line = _index.Queue(queue);
-            return new QueueInfo(line.Name, line.Paused, line.Counts);
+            return Info(_index.Queue(queue));
         }
     }
+
+    private static QueueInfo Info(QueueLine line) => new(line.Name, line.Paused, line.Counts) { Settings = line.Settings };
+
+    public async ValueTask<QueueInfo> QueueConfigureAsync(string queue, QueueSettings settings, CancellationToken cancellationToken)
+    {
+        await Submit(new ConfigureOp(queue, settings), cancellationToken).ConfigureAwait(false);
+        lock (_index.Gate) return Info(_index.Queue(queue));
+    }
+
+    public async ValueTask<JobOutcome> JobDeleteAsync(long id, CancellationToken cancellationToken)
+    {
+        LiveJob? live;
+        lock (_index.Gate)
+        {
+            live = _index.Find(id);
+            if (live is not null)
+            {
+                if (live.State == JobState.Running || live.Settling)
+                    return JobOutcome.Wrong(id, live.State, $"Job {id} is running; cancel it first, then delete it.");
+                live.Settling = true;
+            }
+        }
+        return await Submit(new DeleteOp(id, live), cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask<int> JobDeleteFinishedAsync(string queue, DateTimeOffset finishedBefore, int limit, CancellationToken cancellationToken) =>
+        await Submit(new DeleteFinishedOp(queue, finishedBefore.ToUnixTimeMilliseconds(), limit), cancellationToken).ConfigureAwait(false);
+
+    public async ValueTask<Schedule> ScheduleUpsertAsync(Schedule schedule, CancellationToken cancellationToken)
+    {
+        await Submit(new ScheduleOp<bool>((writer, now) =>
+        {
+            writer.UpsertSchedule(schedule, now);
+            return true;
+        }), cancellationToken).ConfigureAwait(false);
+        return (await ScheduleListAsync(cancellationToken).ConfigureAwait(false)).Single(s => s.Name == schedule.Name);
+    }
+
+    public ValueTask<IReadOnlyList<Schedule>> ScheduleListAsync(CancellationToken cancellationToken)
+    {
+        IReadOnlyList<Schedule> schedules = Read(reader =>
+        {
+            var command = reader.Command(
+                "SELECT name, cron, time_zone, queue, kind, payload, priority, max_attempts, tags, paused, created_at, updated_at, last_fired_for " +
+                "FROM schedules ORDER BY name");
+            var list = new List<Schedule>();
+            using var r = command.ExecuteReader();
+            while (r.Read())
+            {
+                list.Add(new Schedule
+                {
+                    Name = r.GetString(0),
+                    Cron = r.GetString(1),
+                    TimeZone = r.GetString(2),
+                    Template = new NewJob
+                    {
+                        Queue = r.GetString(3),
+                        Kind = r.GetString(4),
+                        PayloadJson = r.IsDBNull(5) ? null : r.GetString(5),
+                        Priority = r.GetInt32(6),
+                        MaxAttempts = r.GetInt32(7),
+                        Tags = r.IsDBNull(8) ? [] : RowMapper.ParseTags(r.GetString(8)),
+                    },
+                    Paused = r.GetInt64(9) != 0,
+                    CreatedAt = RowMapper.FromMs(r.GetInt64(10)),
+                    UpdatedAt = RowMapper.FromMs(r.GetInt64(11)),
+                    LastFiredFor = r.IsDBNull(12) ? null : RowMapper.FromMs(r.GetInt64(12)),
+                });
+            }
+            return list;
+        });
+        return ValueTask.FromResult(schedules);
+    }
+
+    public async ValueTask<bool> ScheduleDeleteAsync(string name, CancellationToken cancellationToken) =>
+        await Submit(new ScheduleOp<bool>((writer, _) => writer.DeleteSchedule(name)), cancellationToken).ConfigureAwait(false);
+
+    public async ValueTask ScheduleRecordFiredAsync(string name, DateTimeOffset occurrence, CancellationToken cancellationToken) =>
+        await Submit(new ScheduleOp<bool>((writer, _) => writer.RecordFired(name, occurrence.ToUnixTimeMilliseconds())), cancellationToken)
+            .ConfigureAwait(false);
 
     /// <summary>Stops taking writes, commits everything already queued, and closes the file.</summary>
     public async ValueTask DisposeAsync()

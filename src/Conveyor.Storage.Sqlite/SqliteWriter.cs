@@ -161,6 +161,102 @@ internal sealed class SqliteWriter : IDisposable
 
     public void Requeue(long id, long nowMs) => Run(_requeue, id, nowMs);
 
+    // Rare operations (delete, retention, settings, schedules) use one-off commands: their cost is not per job.
+    private SqliteCommand OneOff(string sql, params (string Name, object? Value)[] parameters)
+    {
+        var command = _connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters) command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        return command;
+    }
+
+    /// <summary>Deletes a job and its events; with <paramref name="onlyFinished"/> only when it is finished. Returns its queue and stored state.</summary>
+    public (string Queue, int State)? DeleteJob(long id, bool onlyFinished)
+    {
+        (string, int)? deleted = null;
+        using (var command = OneOff($"DELETE FROM jobs WHERE id = $id{(onlyFinished ? " AND state <> 0" : "")} RETURNING queue, state", ("$id", id)))
+        using (var r = command.ExecuteReader())
+        {
+            if (r.Read()) deleted = (r.GetString(0), r.GetInt32(1));
+        }
+        if (deleted is not null)
+        {
+            using var events = OneOff("DELETE FROM job_events WHERE job_id = $id", ("$id", id));
+            events.ExecuteNonQuery();
+        }
+        return deleted;
+    }
+
+    public bool JobExists(long id)
+    {
+        using var command = OneOff("SELECT 1 FROM jobs WHERE id = $id", ("$id", id));
+        return command.ExecuteScalar() is not null;
+    }
+
+    /// <summary>Deletes up to <paramref name="limit"/> finished jobs of a queue, oldest first; returns their stored states.</summary>
+    public IReadOnlyList<int> DeleteFinished(string queue, long finishedBeforeMs, int limit)
+    {
+        var ids = new List<long>();
+        var states = new List<int>();
+        using (var command = OneOff(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE queue = $queue AND state <> 0 AND finished_at < $before " +
+            "ORDER BY finished_at LIMIT $limit) RETURNING id, state", ("$queue", queue), ("$before", finishedBeforeMs), ("$limit", limit)))
+        using (var r = command.ExecuteReader())
+        {
+            while (r.Read())
+            {
+                ids.Add(r.GetInt64(0));
+                states.Add(r.GetInt32(1));
+            }
+        }
+        if (ids.Count > 0)
+        {
+            using var events = OneOff("DELETE FROM job_events WHERE job_id IN (SELECT value FROM json_each($ids))", ("$ids", RowMapper.IdsToJson(ids)));
+            events.ExecuteNonQuery();
+        }
+        return states;
+    }
+
+    public void Configure(string queue, QueueSettings settings, long nowMs)
+    {
+        using var command = OneOff(
+            "INSERT INTO queues (name, paused, created_at, max_running, rate_per_second, retention_ms) VALUES ($name, 0, $now, $max, $rate, $retention) " +
+            "ON CONFLICT (name) DO UPDATE SET max_running = excluded.max_running, rate_per_second = excluded.rate_per_second, " +
+            "retention_ms = excluded.retention_ms",
+            ("$name", queue), ("$now", nowMs), ("$max", settings.MaxRunning), ("$rate", settings.RatePerSecond),
+            ("$retention", settings.Retention is { } r ? (long)r.TotalMilliseconds : null));
+        command.ExecuteNonQuery();
+        if (_knownQueues.Add(queue)) _queuesAddedInTransaction.Add(queue);
+    }
+
+    public void UpsertSchedule(Schedule schedule, long nowMs)
+    {
+        var t = schedule.Template;
+        using var command = OneOff(
+            "INSERT INTO schedules (name, cron, time_zone, queue, kind, payload, priority, max_attempts, tags, paused, created_at, updated_at) " +
+            "VALUES ($name, $cron, $zone, $queue, $kind, $payload, $priority, $attempts, $tags, $paused, $now, $now) " +
+            "ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, time_zone = excluded.time_zone, queue = excluded.queue, kind = excluded.kind, " +
+            "payload = excluded.payload, priority = excluded.priority, max_attempts = excluded.max_attempts, tags = excluded.tags, " +
+            "paused = excluded.paused, updated_at = excluded.updated_at",
+            ("$name", schedule.Name), ("$cron", schedule.Cron), ("$zone", schedule.TimeZone), ("$queue", t.Queue), ("$kind", t.Kind),
+            ("$payload", t.PayloadJson), ("$priority", t.Priority), ("$attempts", t.MaxAttempts), ("$tags", RowMapper.TagsToJson(t.Tags)),
+            ("$paused", schedule.Paused ? 1 : 0), ("$now", nowMs));
+        command.ExecuteNonQuery();
+    }
+
+    public bool DeleteSchedule(string name)
+    {
+        using var command = OneOff("DELETE FROM schedules WHERE name = $name", ("$name", name));
+        return command.ExecuteNonQuery() > 0;
+    }
+
+    public bool RecordFired(string name, long occurrenceMs)
+    {
+        using var command = OneOff(
+            "UPDATE schedules SET last_fired_for = max(coalesce(last_fired_for, $at), $at) WHERE name = $name", ("$name", name), ("$at", occurrenceMs));
+        return command.ExecuteNonQuery() > 0;
+    }
+
     public void Dispose()
     {
         _insertJob.Dispose();

@@ -231,3 +231,78 @@ internal sealed class PauseOp(string queue, bool paused) : WriteOp<bool>
 
     public override void AfterCommit(LiveIndex index, long nowMs) => index.SetPaused(index.Queue(queue), paused);
 }
+
+/// <summary>Deletes one job that is not running, with its history.</summary>
+internal sealed class DeleteOp(long id, LiveJob? live) : WriteOp<JobOutcome>
+{
+    private JobOutcome _result;
+    private (string Queue, int State)? _deleted;
+
+    protected override JobOutcome Result => _result;
+
+    public override void Apply(SqliteWriter writer, long nowMs)
+    {
+        // A job that was finished when we looked may have been retried since: only delete it if it still is.
+        _deleted = writer.DeleteJob(id, onlyFinished: live is null);
+        if (_deleted is null)
+        {
+            _result = writer.JobExists(id)
+                ? JobOutcome.Wrong(id, JobState.Available, $"Job {id} changed while it was being deleted; try again.")
+                : JobOutcome.NotFound(id);
+            return;
+        }
+        _result = JobOutcome.Ok(id, live?.State ?? (JobState)_deleted.Value.State);
+    }
+
+    public override void AfterCommit(LiveIndex index, long nowMs)
+    {
+        if (_deleted is not { } deleted) return;
+        if (live is not null) index.Remove(live);
+        else index.Queue(deleted.Queue).Adjust((JobState)deleted.State, -1);
+    }
+
+    public override void AfterRollback(LiveIndex index)
+    {
+        if (live is not null) index.Unsettle(live);
+    }
+}
+
+/// <summary>Retention: deletes the oldest finished jobs of a queue up to a limit.</summary>
+internal sealed class DeleteFinishedOp(string queue, long finishedBeforeMs, int limit) : WriteOp<int>
+{
+    private IReadOnlyList<int> _states = [];
+
+    protected override int Result => _states.Count;
+
+    public override void Apply(SqliteWriter writer, long nowMs) => _states = writer.DeleteFinished(queue, finishedBeforeMs, limit);
+
+    public override void AfterCommit(LiveIndex index, long nowMs)
+    {
+        var line = index.Queue(queue);
+        foreach (var state in _states) line.Adjust((JobState)state, -1);
+    }
+}
+
+internal sealed class ConfigureOp(string queue, QueueSettings settings) : WriteOp<bool>
+{
+    protected override bool Result => true;
+
+    public override void Apply(SqliteWriter writer, long nowMs) => writer.Configure(queue, settings, nowMs);
+
+    public override void AfterCommit(LiveIndex index, long nowMs)
+    {
+        var line = index.Queue(queue);
+        line.Settings = settings;
+        line.Signal();
+    }
+}
+
+/// <summary>Schedule writes: small, rare, and ordered with everything else through the writer.</summary>
+internal sealed class ScheduleOp<T>(Func<SqliteWriter, long, T> apply) : WriteOp<T>
+{
+    private T _result = default!;
+
+    protected override T Result => _result;
+
+    public override void Apply(SqliteWriter writer, long nowMs) => _result = apply(writer, nowMs);
+}

@@ -6,7 +6,7 @@ namespace Conveyor.Storage.Tests;
 /// The store contract: every promise of DESIGN.md §3, written once. Each store's test class subclasses this
 /// and says how to open (and reopen) a fresh store. Time is a fake clock; maintenance runs when a test says so.
 /// </summary>
-public abstract class JobStoreContractTests : IAsyncLifetime
+public abstract partial class JobStoreContractTests : IAsyncLifetime
 {
     protected readonly FakeTimeProvider Time = new(new DateTimeOffset(2026, 11, 23, 12, 0, 0, TimeSpan.Zero));
     protected IJobStore Store = null!;
