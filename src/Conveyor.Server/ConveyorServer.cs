@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Conveyor.Server.Http;
 using Conveyor.Server.Metrics;
+using Conveyor.Server.Scheduling;
 using Conveyor.Server.Security;
 using Conveyor.Storage.Postgres;
 using Conveyor.Storage.Sqlite;
@@ -30,6 +31,10 @@ public static class ConveyorServer
         builder.Services.AddSingleton(options.TimeProvider);
         builder.Services.AddSingleton<ServerClock>();
         builder.Services.AddSingleton<PrometheusExporter>();
+        builder.Services.AddSingleton<CronScheduler>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<CronScheduler>());
+        builder.Services.AddSingleton<RetentionSweeper>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<RetentionSweeper>());
         // PostgreSQL when a connection string is given (several servers share it); opened here because opening is async.
         var postgres = options.PostgresConnectionString is { } connectionString
             ? await PostgresJobStore.OpenAsync(new PostgresStoreOptions
@@ -74,6 +79,7 @@ public static class ConveyorServer
         app.UseRouting();
         app.UseMiddleware<AccessControlMiddleware>();
         JobEndpoints.Map(app);
+        AdminEndpoints.Map(app);
         CompatEndpoints.Map(app);
         MetricsEndpoint.Map(app);
         HealthEndpoints.Map(app);

@@ -48,6 +48,15 @@ public sealed class ServerOptions
     /// <summary>RabbitMQ queues consumed into Conveyor queues (docs/amqp.md). Needs <see cref="AmqpUri"/>.</summary>
     public IReadOnlyList<Amqp.AmqpIngestRoute> Ingest { get; init; } = [];
 
+    /// <summary>How long finished jobs are kept when their queue sets no retention; null keeps them forever.</summary>
+    public TimeSpan? Retention { get; init; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often the retention sweep runs.</summary>
+    public TimeSpan RetentionInterval { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How often the cron scheduler looks for due occurrences.</summary>
+    public TimeSpan SchedulerInterval { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Time source for the store; tests pass a fake.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

@@ -21,6 +21,8 @@ public sealed class OpenApiTests(ServerFixture server) : IClassFixture<ServerFix
             ("/v1/jobs/{id}/release", "post"), ("/v1/jobs/ack", "post"), ("/v1/jobs/{id}/result", "get"), ("/v1/jobs/{id}/cancel", "post"),
             ("/v1/jobs/{id}/retry", "post"), ("/v1/jobs/{id}", "get"), ("/v1/jobs/{id}/events", "get"), ("/v1/jobs", "get"),
             ("/v1/queues", "get"), ("/v1/queues/{queue}/pause", "post"), ("/v1/queues/{queue}/resume", "post"), ("/v1/stats", "get"),
+            ("/v1/jobs/{id}", "delete"), ("/v1/queues/{queue}/settings", "put"), ("/v1/schedules", "get"), ("/v1/schedules/{name}", "get"),
+            ("/v1/schedules/{name}", "put"), ("/v1/schedules/{name}", "delete"),
             ("/v1/stats/history", "get"), ("/v1/queues/{queue}/retry-dead", "post"),
         };
         Assert.Equal(expected.Select(e => e.Item1).Append("/v1/auth/whoami").Distinct().Order(), paths.Select(p => p.Key).Where(p => p.StartsWith("/v1/", StringComparison.Ordinal)).Order());

@@ -82,4 +82,6 @@ internal sealed class CompatCancelBody
 [JsonSerializable(typeof(AckBody))]
 [JsonSerializable(typeof(CompatEnqueueBody))]
 [JsonSerializable(typeof(CompatCancelBody))]
+[JsonSerializable(typeof(QueueSettingsBody))]
+[JsonSerializable(typeof(ScheduleBody))]
 internal sealed partial class BodyJson : JsonSerializerContext;

@@ -66,6 +66,11 @@ internal static class JobJson
         w.WriteString("name", queue.Name);
         w.WriteBoolean("paused", queue.Paused);
         WriteCounts(w, "counts", queue.Counts);
+        w.WriteStartObject("settings");
+        if (queue.Settings.MaxRunning is { } max) w.WriteNumber("max_running", max); else w.WriteNull("max_running");
+        if (queue.Settings.RatePerSecond is { } rate) w.WriteNumber("rate_per_second", rate); else w.WriteNull("rate_per_second");
+        if (queue.Settings.Retention is { } keep) w.WriteNumber("retention_ms", (long)keep.TotalMilliseconds); else w.WriteNull("retention_ms");
+        w.WriteEndObject();
         w.WriteEndObject();
     }
 

@@ -19,6 +19,7 @@ internal static class OpenApiDocument
         {
             new() { Name = "jobs", Description = "Enqueue, lease, finish and inspect jobs." },
             new() { Name = "queues", Description = "Queues, their counts, pause and resume; server stats." },
+            new() { Name = "schedules", Description = "Cron schedules that enqueue a job at each occurrence." },
             new() { Name = "health", Description = "Liveness and readiness probes." },
         };
         document.Components ??= new OpenApiComponents();

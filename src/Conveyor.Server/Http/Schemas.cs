@@ -29,6 +29,6 @@ internal sealed record JobEventResponse(DateTimeOffset At, string Type, string S
 
 internal sealed record StateCountsResponse(long Scheduled, long Available, long Running, long Completed, long Dead, long Cancelled);
 
-internal sealed record QueueResponse(string Name, bool Paused, StateCountsResponse Counts);
+internal sealed record QueueResponse(string Name, bool Paused, StateCountsResponse Counts, QueueSettingsResponse Settings);
 
 internal sealed record StatsResponse(long UptimeMs, int Queues, StateCountsResponse Counts, long Enqueued, long Completed, long Failed);

@@ -1,0 +1,143 @@
+using Conveyor.Scheduling;
+
+namespace Conveyor.Server.Scheduling;
+
+/// <summary>
+/// Enqueues cron occurrences. Each occurrence is enqueued with the idempotency key <c>schedule:{name}:{unix ms}</c>,
+/// so it exists once however many servers run this loop and however often it restarts; the schedule's
+/// <c>last_fired_for</c> then moves past it. Missed occurrences (server down) are caught up once: only the latest
+/// one that is due is enqueued, never a burst of the backlog.
+/// </summary>
+public sealed class CronScheduler(IJobStore store, TimeProvider time, ServerOptions options, ILogger<CronScheduler> logger) : BackgroundService
+{
+    private readonly SemaphoreSlim _oneAtATime = new(1, 1);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.SchedulerInterval, time);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                await RunOnceAsync(stoppingToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                Log.SchedulerFailed(logger, e);
+            }
+        }
+    }
+
+    /// <summary>Enqueues every schedule's due occurrence once. The loop calls this each tick; tests call it directly.</summary>
+    public async Task<int> RunOnceAsync(CancellationToken cancellationToken = default)
+    {
+        await _oneAtATime.WaitAsync(cancellationToken);
+        try
+        {
+            var now = time.GetUtcNow();
+            var fired = 0;
+            foreach (var schedule in await store.ScheduleListAsync(cancellationToken))
+            {
+                if (schedule.Paused || LatestDue(schedule, now) is not { } occurrence) continue;
+                var job = schedule.Template with
+                {
+                    IdempotencyKey = $"schedule:{schedule.Name}:{occurrence.ToUnixTimeMilliseconds()}",
+                    Tags = [.. schedule.Template.Tags, $"schedule:{schedule.Name}"],
+                };
+                var inserted = await store.JobInsertManyAsync([job], cancellationToken);
+                await store.ScheduleRecordFiredAsync(schedule.Name, occurrence, cancellationToken);
+                if (!inserted[0].Replayed) fired++;
+            }
+            return fired;
+        }
+        finally
+        {
+            _oneAtATime.Release();
+        }
+    }
+
+    /// <summary>The latest occurrence after the last fired one (or the schedule's creation) that is due by now.</summary>
+    public static DateTimeOffset? LatestDue(Schedule schedule, DateTimeOffset now)
+    {
+        if (!CronExpression.TryParse(schedule.Cron, out var cron, out _) || !TryZone(schedule.TimeZone, out var zone)) return null;
+        DateTimeOffset? due = null;
+        var from = schedule.LastFiredFor ?? schedule.CreatedAt;
+        // Bounded walk: a long outage of a per-second schedule must not spin; the newest due occurrence is what fires.
+        for (var i = 0; i < 100_000; i++)
+        {
+            var next = cron.NextAfter(from, zone);
+            if (next is null || next > now) break;
+            due = from = next.Value;
+        }
+        return due;
+    }
+
+    public static DateTimeOffset? NextRun(Schedule schedule, DateTimeOffset now) =>
+        CronExpression.TryParse(schedule.Cron, out var cron, out _) && TryZone(schedule.TimeZone, out var zone)
+            ? cron.NextAfter(schedule.LastFiredFor is { } last && last > now ? last : now, zone)
+            : null;
+
+    public static bool TryZone(string id, out TimeZoneInfo zone)
+    {
+        try
+        {
+            zone = TimeZoneInfo.FindSystemTimeZoneById(id);
+            return true;
+        }
+        catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException)
+        {
+            zone = TimeZoneInfo.Utc;
+            return false;
+        }
+    }
+}
+
+/// <summary>Deletes finished jobs older than their queue's retention (or the server default) in batches.</summary>
+public sealed class RetentionSweeper(IJobStore store, TimeProvider time, ServerOptions options, ILogger<RetentionSweeper> logger) : BackgroundService
+{
+    private const int Batch = 1000;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.RetentionInterval, time);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                await RunOnceAsync(stoppingToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                Log.RetentionFailed(logger, e);
+            }
+        }
+    }
+
+    /// <summary>One sweep over every queue; returns how many jobs were deleted.</summary>
+    public async Task<int> RunOnceAsync(CancellationToken cancellationToken = default)
+    {
+        var deleted = 0;
+        var now = time.GetUtcNow();
+        foreach (var queue in await store.QueueListAsync(cancellationToken))
+        {
+            var keep = queue.Settings.Retention ?? options.Retention;
+            if (keep is not { } age || age <= TimeSpan.Zero) continue;
+            int removed;
+            do
+            {
+                removed = await store.JobDeleteFinishedAsync(queue.Name, now - age, Batch, cancellationToken);
+                deleted += removed;
+            } while (removed == Batch && !cancellationToken.IsCancellationRequested);
+        }
+        return deleted;
+    }
+}
+
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "The cron scheduler failed; it tries again at the next tick")]
+    public static partial void SchedulerFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "The retention sweep failed; it tries again at the next tick")]
+    public static partial void RetentionFailed(ILogger logger, Exception exception);
+}
