@@ -26,10 +26,12 @@ internal sealed class CliHarness
             Out,
             Error,
             name => Environment.GetValueOrDefault(name),
-            server =>
+            (server, apiKey) =>
             {
                 ServersContacted.Add(server);
-                return new ConveyorClient(new HttpClient(Http, disposeHandler: false), server);
+                var http = new HttpClient(Http, disposeHandler: false);
+                if (apiKey is not null) http.DefaultRequestHeaders.Authorization = new("Bearer", apiKey);
+                return new ConveyorClient(http, server);
             },
             (options, _) =>
             {

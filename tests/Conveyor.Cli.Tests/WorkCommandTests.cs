@@ -51,7 +51,7 @@ public sealed class WorkCommandTests : IAsyncLifetime
     {
         var queue = $"work-{Interlocked.Increment(ref _counter)}";
         var output = new StringWriter { NewLine = "\n" };
-        var app = new CliApp(output, new StringWriter(), _ => null, server => new ConveyorClient(server), (_, _) => Task.FromResult(0));
+        var app = new CliApp(output, new StringWriter(), _ => null, (server, _) => new ConveyorClient(server), (_, _) => Task.FromResult(0));
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var worker = app.RunAsync(
             ["work", queue, "--concurrency", "2", "--server", _server.BaseAddress.ToString(), "--", "sh", "-c", Script], stop.Token);

@@ -19,11 +19,12 @@ internal sealed class CliApp(
     TextWriter output,
     TextWriter error,
     Func<string, string?> environment,
-    Func<Uri, ConveyorClient> clientFactory,
+    Func<Uri, string?, ConveyorClient> clientFactory,
     Func<ServerOptions, CancellationToken, Task<int>> runServer)
 {
     public const string ServerVariable = "CONVEYOR_SERVER";
     public const string DefaultServer = "http://127.0.0.1:5080";
+    public const string ApiKeyVariable = "CONVEYOR_API_KEY";
 
     private static readonly char[] LineBreaks = ['\n', '\r', '\t'];
     private static readonly string[] JobStates = ["scheduled", "available", "running", "completed", "dead", "cancelled"];
@@ -32,7 +33,8 @@ internal sealed class CliApp(
 
     /// <summary>The real thing: console streams, process environment, HTTP, and the server.</summary>
     public static CliApp ForConsole() =>
-        new(Console.Out, Console.Error, Environment.GetEnvironmentVariable, server => new ConveyorClient(server), ConveyorServer.RunAsync);
+        new(Console.Out, Console.Error, Environment.GetEnvironmentVariable,
+            (server, apiKey) => new ConveyorClient(new ConveyorClientOptions { BaseAddress = server, ApiKey = apiKey }), ConveyorServer.RunAsync);
 
     public async Task<int> RunAsync(IReadOnlyList<string> args, CancellationToken cancellationToken = default)
     {
@@ -127,9 +129,17 @@ internal sealed class CliApp(
             Arity = ArgumentArity.ZeroOrMore,
         };
 
+        var apiKeys = Options.String(
+            "--api-keys", Described("API keys with roles, as key:role[,key:role]; roles producer, consumer, admin", ServeVariables.ApiKeys, "none"));
+        var allowAnonymous = Options.Flag(
+            "--allow-anonymous", Described("Listen beyond loopback without API keys", ServeVariables.AllowAnonymous, "off"));
+        var retention = Options.String(
+            "--retention", Described("Keep finished jobs this long unless their queue says otherwise (0: forever)", ServeVariables.Retention, "7d"));
+        var logFormat = Options.String("--log-format", Described("Console logs as text or json", ServeVariables.LogFormat, "text"));
+
         var command = new Command("serve", "Run the Conveyor server until SIGTERM or Ctrl-C.")
         {
-            host, port, data, maxJob, maxBody, postgres, postgresSchema, amqp, ingest,
+            host, port, data, maxJob, maxBody, postgres, postgresSchema, amqp, ingest, apiKeys, allowAnonymous, retention, logFormat,
         };
         command.SetAction((parseResult, cancellationToken) =>
         {
@@ -143,7 +153,9 @@ internal sealed class CliApp(
                 parseResult.GetValue(postgres),
                 parseResult.GetValue(postgresSchema),
                 parseResult.GetValue(amqp),
-                parseResult.GetValue(ingest));
+                parseResult.GetValue(ingest),
+                new ServeSecurity(
+                    parseResult.GetValue(apiKeys), parseResult.GetValue(allowAnonymous), parseResult.GetValue(retention), parseResult.GetValue(logFormat)));
             return ServeCommand.RunAsync(options, runServer, cancellationToken);
         });
         return command;
@@ -364,12 +376,15 @@ internal sealed class CliApp(
             Description = Described("The Conveyor server's address", ServerVariable, DefaultServer),
             CustomParser = result => ParseServer(result),
         };
+        var apiKey = Options.String("--api-key", Described("API key for a server that requires one", ApiKeyVariable, "none"));
         command.Add(server);
+        command.Add(apiKey);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var options = bind(parseResult);
             var address = parseResult.GetValue(server) ?? ServerFromEnvironment();
-            using var client = clientFactory(address);
+            var key = _fallback.String(parseResult.GetValue(apiKey), ApiKeyVariable, "") is { Length: > 0 } k ? k : null;
+            using var client = clientFactory(address, key);
             return await run(client, options, output, cancellationToken).ConfigureAwait(false);
         });
     }

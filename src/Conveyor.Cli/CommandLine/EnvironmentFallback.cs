@@ -45,6 +45,17 @@ internal sealed class EnvironmentFallback(Func<string, string?> environment)
             : throw new UsageException($"{variable} must be {Options.Range(min, max)}, got '{text}'.");
     }
 
+    public bool Bool(bool commandLine, string variable)
+    {
+        if (commandLine) return true;
+        return Read(variable) switch
+        {
+            null or "0" or "false" or "no" => false,
+            "1" or "true" or "yes" => true,
+            var text => throw new UsageException($"{variable} must be true or false, got '{text}'."),
+        };
+    }
+
     /// <summary>An empty variable counts as unset, as `VAR= conveyor …` is a common way to clear one.</summary>
     private string? Read(string variable) => environment(variable) is { Length: > 0 } text ? text.Trim() : null;
 }

@@ -14,10 +14,17 @@ internal static class ServeVariables
     public const string Postgres = "CONVEYOR_POSTGRES";
     public const string PostgresSchema = "CONVEYOR_POSTGRES_SCHEMA";
     public const string Amqp = "CONVEYOR_AMQP";
+    public const string ApiKeys = "CONVEYOR_API_KEYS";
+    public const string AllowAnonymous = "CONVEYOR_ALLOW_ANONYMOUS";
+    public const string Retention = "CONVEYOR_RETENTION";
+    public const string LogFormat = "CONVEYOR_LOG_FORMAT";
 
     /// <summary>Ingest routes separated by commas or spaces: <c>orders=orders,mail=email</c>.</summary>
     public const string Ingest = "CONVEYOR_INGEST";
 }
+
+/// <summary>The serve options for access, clean-up and logs, as given on the command line (null: not given).</summary>
+internal sealed record ServeSecurity(string? ApiKeys, bool AllowAnonymous, string? Retention, string? LogFormat);
 
 internal static class ServeCommand
 {
@@ -27,8 +34,27 @@ internal static class ServeCommand
     /// </summary>
     public static ServerOptions Resolve(
         string? host, int? port, string? dataDirectory, long? maxJobBytes, long? maxBodyBytes, EnvironmentFallback fallback,
-        string? postgres = null, string? postgresSchema = null, string? amqp = null, IReadOnlyList<string>? ingest = null)
+        string? postgres = null, string? postgresSchema = null, string? amqp = null, IReadOnlyList<string>? ingest = null,
+        ServeSecurity? security = null)
     {
+        security ??= new ServeSecurity(null, false, null, null);
+        IReadOnlyList<Conveyor.Server.Security.ApiKey> keys;
+        try
+        {
+            keys = Conveyor.Server.Security.ApiKey.ParseList(fallback.String(security.ApiKeys, ServeVariables.ApiKeys, ""));
+        }
+        catch (ArgumentException exception)
+        {
+            throw new UsageException($"--api-keys (or {ServeVariables.ApiKeys}): {exception.Message}");
+        }
+        var retentionText = fallback.String(security.Retention, ServeVariables.Retention, "7d");
+        TimeSpan? retention = null;
+        if (retentionText != "0")
+        {
+            if (!DurationText.TryParse(retentionText, out var parsed))
+                throw new UsageException($"--retention (or {ServeVariables.Retention}) must be a duration like 12h or 7d, or 0 to keep finished jobs forever; got '{retentionText}'.");
+            retention = parsed;
+        }
         var amqpText = fallback.String(amqp, ServeVariables.Amqp, "");
         Uri? amqpUri = null;
         if (amqpText.Length > 0 && !Uri.TryCreate(amqpText, UriKind.Absolute, out amqpUri))
@@ -59,6 +85,10 @@ internal static class ServeCommand
             PostgresSchema = fallback.String(postgresSchema, ServeVariables.PostgresSchema, ServerOptions.DefaultPostgresSchema),
             AmqpUri = amqpUri,
             Ingest = routes,
+            ApiKeys = keys,
+            AllowAnonymous = fallback.Bool(security.AllowAnonymous, ServeVariables.AllowAnonymous),
+            Retention = retention,
+            LogFormat = fallback.String(security.LogFormat, ServeVariables.LogFormat, "text"),
         };
 
         try
