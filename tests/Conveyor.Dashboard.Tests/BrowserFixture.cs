@@ -60,6 +60,7 @@ public sealed class BrowserFixture : IAsyncLifetime
         {
             BaseURL = server.BaseAddress.ToString(),
             ViewportSize = new ViewportSize { Width = width, Height = height },
+            TimezoneId = "UTC", // times on the page are shown in the viewer's zone: fix it so assertions on them hold anywhere
         });
         context.SetDefaultTimeout(Timeout);
         context.SetDefaultNavigationTimeout(Timeout);

@@ -221,15 +221,35 @@ public sealed class DashboardPageTests(BrowserFixture browser)
     }
 
     [Fact]
-    public async Task Submissions_and_schedules_say_they_are_not_available_on_this_server()
+    public async Task Schedules_are_listed_with_their_next_run_and_submissions_say_they_are_not_available_yet()
     {
+        var name = Seed.UniqueQueue("nightly");
+        await Server.Http.Send(HttpMethod.Put, $"/v1/schedules/{name}", """{"cron":"0 3 * * *","queue":"reports","job":{"kind":"report.daily"}}""", expect: 201);
         await using var tab = await browser.NewPageAsync(Server);
         var page = tab.Page;
         await page.GotoAsync("/");
-        await Expect(page.GetByRole(AriaRole.Navigation, new() { Name = "Sections" }).GetByRole(AriaRole.Link)).ToHaveTextAsync(["Overview", "Jobs"]);
+        // The menu offers what the server's API has (read from its OpenAPI document): schedules yes, submissions not yet.
+        await Expect(page.GetByRole(AriaRole.Navigation, new() { Name = "Sections" }).GetByRole(AriaRole.Link)).ToHaveTextAsync(["Overview", "Jobs", "Schedules"]);
         await page.GotoAsync("/#/schedules");
-        await Expect(page.Locator("[data-empty='unavailable']")).ToContainTextAsync("not available on this server");
+        var row = page.Locator("tbody tr", new() { HasText = name });
+        await Expect(row).ToContainTextAsync("0 3 * * *");
+        await Expect(row.Locator("td[data-label='next run at']")).ToContainTextAsync("03:00:00");
         await page.GotoAsync("/#/submissions");
         await Expect(page.Locator("[data-empty='unavailable']")).ToContainTextAsync("not available on this server");
+    }
+
+    [Fact]
+    public async Task Deleting_a_finished_job_asks_first_and_removes_it()
+    {
+        var queue = Seed.UniqueQueue("delete");
+        var id = await Server.Http.DeadJob(queue);
+        await using var tab = await browser.NewPageAsync(Server);
+        var page = tab.Page;
+        await page.GotoAsync($"/#/jobs/{id}");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Delete", Exact = true }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Dialog)).ToContainTextAsync($"Delete job #{id}?");
+        await Confirm(page, "Delete").ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Jobs", Exact = true })).ToBeVisibleAsync();
+        await Server.Http.Send(HttpMethod.Get, $"/v1/jobs/{id}", expect: 404);
     }
 }
