@@ -21,7 +21,7 @@ public sealed class AmqpIngest : IHostedService, IAsyncDisposable
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<RouteIngest> _routes = [];
     private Task? _run;
-    private IConnection? _connection;
+    private volatile IConnection? _connection;
     private AmqpPublisher? _publisher;
     private RpcReplier? _replier;
     private int _stopped;
@@ -53,27 +53,54 @@ public sealed class AmqpIngest : IHostedService, IAsyncDisposable
         try
         {
             var factory = AmqpConnections.Factory(_options.Uri, "conveyor-ingest", _options.ReconnectInterval);
-            _connection = await AmqpConnections.ConnectAsync(factory, _logger, _options.ReconnectInterval, cancellationToken).ConfigureAwait(false);
-            _connection.ConnectionShutdownAsync += (_, e) =>
-            {
-                if (e.Initiator != ShutdownInitiator.Application) AmqpLog.ConnectionLost(_logger, e.ReplyText);
-                return Task.CompletedTask;
-            };
-            _connection.RecoverySucceededAsync += (_, _) =>
-            {
-                AmqpLog.Reconnected(_logger);
-                return Task.CompletedTask;
-            };
-            _publisher = new AmqpPublisher(_connection);
+            _publisher = new AmqpPublisher(() => _connection);
             _replier = new RpcReplier(_store, _publisher, _logger, _options.ReconnectInterval);
-            await _replier.ResumeAsync(cancellationToken).ConfigureAwait(false);
-            foreach (var route in _options.Routes)
+            var resumed = false;
+            while (true)
             {
-                var ingest = new RouteIngest(route, _connection, _store, _replier, _options, _logger);
-                await ingest.StartAsync(cancellationToken).ConfigureAwait(false);
-                _routes.Add(ingest);
+                var connection = await AmqpConnections.ConnectAsync(factory, _logger, _options.ReconnectInterval, cancellationToken).ConfigureAwait(false);
+                connection.ConnectionShutdownAsync += (_, e) =>
+                {
+                    if (e.Initiator != ShutdownInitiator.Application) AmqpLog.ConnectionLost(_logger, e.ReplyText);
+                    return Task.CompletedTask;
+                };
+                connection.RecoverySucceededAsync += (_, _) =>
+                {
+                    AmqpLog.Reconnected(_logger);
+                    return Task.CompletedTask;
+                };
+                _connection = connection;
+                if (!resumed)
+                {
+                    await _replier.ResumeAsync(cancellationToken).ConfigureAwait(false);
+                    resumed = true;
+                }
+                foreach (var route in _options.Routes)
+                {
+                    var ingest = new RouteIngest(route, connection, _store, _replier, _options, _logger);
+                    await ingest.StartAsync(cancellationToken).ConfigureAwait(false);
+                    lock (_routes) _routes.Add(ingest);
+                }
+                _ready.TrySetResult();
+
+                // Automatic recovery normally brings the connection back within seconds of the broker. When it has not
+                // after RecoveryTimeout (a stalled recovery is a known RabbitMQ.Client 7 failure), start over on a new
+                // connection. What the old one held was never acknowledged, so RabbitMQ redelivers it: nothing is lost.
+                await WatchAsync(connection, cancellationToken).ConfigureAwait(false);
+                AmqpLog.RecoveryStalled(_logger, (int)_options.RecoveryTimeout.TotalSeconds);
+                RouteIngest[] stale;
+                lock (_routes)
+                {
+                    stale = [.. _routes];
+                    _routes.Clear();
+                }
+                foreach (var route in stale) route.Abandon();
+                try
+                {
+                    await connection.DisposeAsync().ConfigureAwait(false);
+                }
+                catch (Exception e) when (AmqpConnections.IsConnectionLoss(e)) { }
             }
-            _ready.TrySetResult();
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -83,6 +110,24 @@ public sealed class AmqpIngest : IHostedService, IAsyncDisposable
         {
             _ready.TrySetException(e);
             throw;
+        }
+    }
+
+    /// <summary>Returns once <paramref name="connection"/> has been down for longer than <see cref="AmqpIngestOptions.RecoveryTimeout"/>.</summary>
+    private async Task WatchAsync(IConnection connection, CancellationToken cancellationToken)
+    {
+        var time = _options.TimeProvider;
+        DateTimeOffset? downSince = null;
+        using var timer = new PeriodicTimer(_options.ReconnectInterval, time);
+        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (connection.IsOpen)
+            {
+                downSince = null;
+                continue;
+            }
+            downSince ??= time.GetUtcNow();
+            if (time.GetUtcNow() - downSince > _options.RecoveryTimeout) return;
         }
     }
 
@@ -102,7 +147,9 @@ public sealed class AmqpIngest : IHostedService, IAsyncDisposable
             }
             catch (Exception) when (_ready.Task.IsFaulted) { }
         }
-        await Task.WhenAll(_routes.Select(r => r.StopAsync(cancellationToken))).ConfigureAwait(false);
+        RouteIngest[] routes;
+        lock (_routes) routes = [.. _routes];
+        await Task.WhenAll(routes.Select(r => r.StopAsync(cancellationToken))).ConfigureAwait(false);
         if (_replier is not null) await _replier.StopAsync().ConfigureAwait(false);
         if (_publisher is not null) await _publisher.DisposeAsync().ConfigureAwait(false);
         if (_connection is not null)
@@ -123,7 +170,10 @@ public sealed class AmqpIngest : IHostedService, IAsyncDisposable
     internal async Task AbortAsync()
     {
         Interlocked.Exchange(ref _stopped, 1);
-        foreach (var route in _routes) route.Abandon();
+        lock (_routes)
+        {
+            foreach (var route in _routes) route.Abandon();
+        }
         if (_connection is not null) await _connection.DisposeAsync().ConfigureAwait(false);
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_replier is not null) await _replier.StopAsync().ConfigureAwait(false);

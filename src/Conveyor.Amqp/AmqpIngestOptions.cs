@@ -59,6 +59,11 @@ public sealed class AmqpIngestOptions
     /// <summary>Pause between attempts to reach the broker, at start and after it went away.</summary>
     public TimeSpan ReconnectInterval { get; init; } = DefaultReconnectInterval;
 
+    /// <summary>
+    /// A connection still down this long after it was lost (automatic recovery stalled) is replaced by a new one.
+    /// </summary>
+    public TimeSpan RecoveryTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>Throws <see cref="ArgumentException"/> with a sentence to act on.</summary>

@@ -44,6 +44,9 @@ internal static partial class AmqpLog
 
     [LoggerMessage(3012, LogLevel.Warning, "Could not settle message {MessageId} on '{Queue}' ({Reason}); RabbitMQ redelivers it.")]
     public static partial void SettleFailed(ILogger logger, string queue, string messageId, string reason);
+
+    [LoggerMessage(3013, LogLevel.Warning, "The RabbitMQ connection did not recover within {Seconds} s; opening a new one (unacknowledged messages are redelivered).")]
+    public static partial void RecoveryStalled(ILogger logger, int seconds);
 }
 
 /// <summary>The one <see cref="Meter"/> of Conveyor.Amqp.</summary>

@@ -17,15 +17,24 @@ namespace Conveyor.Amqp;
 /// </remarks>
 public sealed class AmqpPublisher : IAsyncDisposable
 {
-    private readonly IConnection _connection;
+    /// <summary>How long a publish waits for the broker's confirm before it counts as not confirmed.</summary>
+    public static readonly TimeSpan DefaultConfirmTimeout = TimeSpan.FromSeconds(15);
+
+    private readonly Func<IConnection?> _connection;
+    private readonly TimeSpan _confirmTimeout;
     private readonly SemaphoreSlim _channelGate = new(1, 1);
     private IChannel? _channel;
+    private IConnection? _channelConnection;
     private bool _disposed;
 
-    public AmqpPublisher(IConnection connection)
+    public AmqpPublisher(IConnection connection, TimeSpan? confirmTimeout = null)
+        : this(() => connection, confirmTimeout) => ArgumentNullException.ThrowIfNull(connection);
+
+    /// <summary>Publishes on whatever connection <paramref name="connection"/> returns now (the ingest replaces a connection that never recovered).</summary>
+    internal AmqpPublisher(Func<IConnection?> connection, TimeSpan? confirmTimeout = null)
     {
-        ArgumentNullException.ThrowIfNull(connection);
         _connection = connection;
+        _confirmTimeout = confirmTimeout ?? DefaultConfirmTimeout;
     }
 
     /// <summary>A persistent JSON message with no other properties set.</summary>
@@ -43,10 +52,20 @@ public sealed class AmqpPublisher : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(routingKey);
         ArgumentNullException.ThrowIfNull(properties);
         var channel = await ChannelAsync(cancellationToken).ConfigureAwait(false);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_confirmTimeout);
         try
         {
             // With confirmation tracking on, this completes when the broker acks the message and throws on nack/return.
-            await channel.BasicPublishAsync(exchange, routingKey, mandatory, properties, body, cancellationToken).ConfigureAwait(false);
+            await channel.BasicPublishAsync(exchange, routingKey, mandatory, properties, body, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            // No confirm in time. RabbitMQ.Client 7 can leave a publish waiting forever across a broker restart
+            // (rabbitmq-dotnet-client#1930): give up on this channel, the next call opens a fresh one.
+            Interlocked.CompareExchange(ref _channel, null, channel);
+            _ = DisposeQuietly(channel).AsTask();
+            throw AmqpErrors.ConnectionDown($"publish to '{routingKey}' (no confirm within {_confirmTimeout.TotalSeconds:0} s)", e);
         }
         catch (PublishException e) when (e.IsReturn)
         {
@@ -66,18 +85,20 @@ public sealed class AmqpPublisher : IAsyncDisposable
     private async ValueTask<IChannel> ChannelAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_channel is { IsOpen: true } open) return open;
+        var connection = _connection();
+        if (_channel is { IsOpen: true } open && ReferenceEquals(_channelConnection, connection)) return open;
         await _channelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (_channel is { IsOpen: true } again) return again;
-            if (!_connection.IsOpen) throw AmqpErrors.ConnectionDown("publish");
+            if (_channel is { IsOpen: true } again && ReferenceEquals(_channelConnection, connection)) return again;
+            if (connection is not { IsOpen: true }) throw AmqpErrors.ConnectionDown("publish");
 
             // The old channel (if any) was closed by the broker, not by a connection loss: recovery will not revive it.
             if (_channel is { } dead) await DisposeQuietly(dead).ConfigureAwait(false);
             try
             {
-                _channel = await _connection.CreateChannelAsync(
+                _channelConnection = connection;
+                _channel = await connection.CreateChannelAsync(
                     new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
                     cancellationToken).ConfigureAwait(false);
             }

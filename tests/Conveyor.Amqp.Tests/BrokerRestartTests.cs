@@ -13,7 +13,9 @@ public sealed class BrokerRestartTests(PrivateRabbit rabbit, Xunit.Abstractions.
         var queue = TestBroker.UniqueName("restartjobs");
         await using (var connection = await TestBroker.ConnectAsync(rabbit.Uri)) await TestBroker.DeclareQueueAsync(connection, source);
         await using var server = await IngestServer.StartAsync(rabbit.Uri, [new AmqpIngestRoute(source, queue)]);
-        await using var client = await AmqpClient.ConnectAsync(new AmqpClientOptions { Uri = rabbit.Uri });
+        var client = await AmqpClient.ConnectAsync(new AmqpClientOptions { Uri = rabbit.Uri });
+        var renew = new SemaphoreSlim(1, 1);
+        var failingSince = DateTime.MaxValue;
 
         // A producer that keeps publishing through the restart, retrying each message until the broker confirms it.
         var halfway = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -30,6 +32,7 @@ public sealed class BrokerRestartTests(PrivateRabbit rabbit, Xunit.Abstractions.
                         try
                         {
                             await client.PublishAsync(source, Encoding.UTF8.GetBytes($$"""{"n":{{i}}}"""), new AmqpSendOptions { MessageId = $"msg-{i}" });
+                            failingSince = DateTime.MaxValue;
                             return;
                         }
                         // Unroutable too: a broker that has just started may accept connections a moment before its
@@ -39,6 +42,7 @@ public sealed class BrokerRestartTests(PrivateRabbit rabbit, Xunit.Abstractions.
                             Interlocked.Increment(ref retries);
                             if (e.Failure == AmqpFailure.Unroutable) Interlocked.Increment(ref unroutable);
                             await Task.Delay(100);
+                            await RenewWhenStuckAsync();
                         }
                     }
                 }));
@@ -46,6 +50,28 @@ public sealed class BrokerRestartTests(PrivateRabbit rabbit, Xunit.Abstractions.
                 await Task.Delay(5); // a steady stream rather than one burst, so the restart lands in the middle of it
             }
         });
+
+        // Like any careful producer: a client whose connection has not come back after 10 s is replaced.
+        async Task RenewWhenStuckAsync()
+        {
+            await renew.WaitAsync();
+            try
+            {
+                if (failingSince == DateTime.MaxValue) failingSince = DateTime.UtcNow;
+                else if (DateTime.UtcNow - failingSince > TimeSpan.FromSeconds(10))
+                {
+                    var old = client;
+                    client = await AmqpClient.ConnectAsync(new AmqpClientOptions { Uri = rabbit.Uri });
+                    failingSince = DateTime.MaxValue;
+                    _ = old.DisposeAsync().AsTask().ContinueWith(_ => { }, TaskScheduler.Default);
+                    output.WriteLine("replaced the producer's client");
+                }
+            }
+            finally
+            {
+                renew.Release();
+            }
+        }
 
         // Kill the broker while a third is published: the rest is published, delivered and acknowledged around the restart.
         await halfway.Task.WaitAsync(TimeSpan.FromSeconds(60));
@@ -58,6 +84,7 @@ public sealed class BrokerRestartTests(PrivateRabbit rabbit, Xunit.Abstractions.
         await using (var connection = await TestBroker.ConnectAsync(rabbit.Uri))
             await TestBroker.Eventually(async () => await TestBroker.ReadyCountAsync(connection, source) == 0, "the queue drained");
 
+        await client.DisposeAsync();
         var keys = (await server.JobsAsync(queue)).Select(j => (string)j["idempotency_key"]!).ToList();
         output.WriteLine($"{retries} publishes retried ({unroutable} unroutable)");
         Assert.Equal(total, keys.Count);
