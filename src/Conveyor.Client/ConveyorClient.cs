@@ -501,6 +501,28 @@ public sealed class ConveyorClient : IDisposable
         return await ReadAsync(response, ClientJsonContext.Default.QueueInfo, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Creates or replaces a cron schedule (<c>PUT /v1/schedules/{name}</c>).</summary>
+    public async Task<ScheduleInfo> PutScheduleAsync(string name, ScheduleRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        using var response = await SendAsync(HttpMethod.Put, $"v1/schedules/{Segment(name)}", Json(request, ClientJsonContext.Default.ScheduleRequest),
+            cancellationToken).ConfigureAwait(false);
+        return await ReadAsync(response, ClientJsonContext.Default.ScheduleInfo, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Every cron schedule with its next run (<c>GET /v1/schedules</c>).</summary>
+    public async Task<IReadOnlyList<ScheduleInfo>> ListSchedulesAsync(CancellationToken cancellationToken = default)
+    {
+        using var response = await SendAsync(HttpMethod.Get, "v1/schedules", content: null, cancellationToken).ConfigureAwait(false);
+        return await ReadAsync(response, ClientJsonContext.Default.IReadOnlyListScheduleInfo, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Deletes a cron schedule (<c>DELETE /v1/schedules/{name}</c>); its already enqueued jobs stay.</summary>
+    public async Task DeleteScheduleAsync(string name, CancellationToken cancellationToken = default)
+    {
+        using var response = await SendAsync(HttpMethod.Delete, $"v1/schedules/{Segment(name)}", content: null, cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Sends one request and returns a success answer; every failure leaves here as <see cref="ConveyorException"/>.</summary>
     private async Task<HttpResponseMessage> SendAsync(
         HttpMethod method, string path, HttpContent? content, CancellationToken cancellationToken, CallContext call = default)

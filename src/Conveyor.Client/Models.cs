@@ -208,3 +208,38 @@ public sealed record ServerStats
     /// <summary>Failed attempts since the server started.</summary>
     public long Failed { get; init; }
 }
+
+/// <summary>The job each occurrence of a schedule enqueues.</summary>
+public sealed record ScheduleJob
+{
+    public string? Kind { get; init; }
+    public JsonElement? Payload { get; init; }
+    public int? Priority { get; init; }
+    public int? MaxAttempts { get; init; }
+    public IReadOnlyList<string>? Tags { get; init; }
+}
+
+/// <summary>Body of <c>PUT /v1/schedules/{name}</c>.</summary>
+public sealed record ScheduleRequest
+{
+    /// <summary>5 fields (minute hour day month weekday) or 6 with seconds first, e.g. <c>0 3 * * *</c>.</summary>
+    public required string Cron { get; init; }
+    public string? TimeZone { get; init; }
+    public required string Queue { get; init; }
+    public ScheduleJob? Job { get; init; }
+    public bool? Paused { get; init; }
+}
+
+public sealed record ScheduleInfo
+{
+    public string Name { get; init; } = "";
+    public string Cron { get; init; } = "";
+    public string TimeZone { get; init; } = "UTC";
+    public string Queue { get; init; } = "";
+    public ScheduleJob Job { get; init; } = new();
+    public bool Paused { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset UpdatedAt { get; init; }
+    public DateTimeOffset? LastFiredFor { get; init; }
+    public DateTimeOffset? NextRunAt { get; init; }
+}

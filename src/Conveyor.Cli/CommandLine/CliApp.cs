@@ -92,6 +92,7 @@ internal sealed class CliApp(
             BuildQueueAction("resume", "Resume a paused queue.", QueueCommands.ResumeAsync),
             BuildStats(),
             WorkCommand.Build(SetClientAction),
+            ScheduleCommands.Build(SetClientAction, SetClientAction, SetClientAction),
         };
         return root;
     }

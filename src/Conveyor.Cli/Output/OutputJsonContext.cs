@@ -21,6 +21,8 @@ internal sealed record JobWithEvents(JobInfo Job, IReadOnlyList<JobEvent> Events
 [JsonSerializable(typeof(QueueInfo))]
 [JsonSerializable(typeof(IReadOnlyList<QueueInfo>))]
 [JsonSerializable(typeof(ServerStats))]
+[JsonSerializable(typeof(ScheduleInfo))]
+[JsonSerializable(typeof(IReadOnlyList<ScheduleInfo>))]
 internal sealed partial class OutputJsonContext : JsonSerializerContext
 {
     /// <summary>Like the generated Default, but leaves non-ASCII text and '+', '&lt;' unescaped: this is for terminals, not HTML.</summary>
