@@ -17,11 +17,13 @@ namespace Conveyor.Storage.Postgres;
 /// <item>Leases are one <c>FOR UPDATE SKIP LOCKED</c> statement; completions of an ack batch one statement.</item>
 /// <item>Long polls wake on LISTEN/NOTIFY; maintenance runs on the elected leader only (<see cref="LeaderLoop"/>).</item>
 /// <item>Counts per queue and state come from a small counter table kept by statement triggers.</item>
+/// <item>Queue limits (concurrency, rate) hold across servers: a lease from a limited queue locks the queue's row, so such
+/// leases take turns; queues without limits keep the one-statement lease (see PostgresJobStore.Operations.cs).</item>
 /// </list>
 /// Every time is taken from <see cref="PostgresStoreOptions.TimeProvider"/> and passed to SQL as a parameter, so the
 /// servers' clocks (not the database's) decide, exactly as the contract tests' fake clock does.
 /// </summary>
-public sealed class PostgresJobStore : IJobStore
+public sealed partial class PostgresJobStore : IJobStore
 {
     private const int MaintenanceBatch = 1000;
     private readonly PostgresStoreOptions _options;
@@ -374,18 +376,21 @@ public sealed class PostgresJobStore : IJobStore
             var waiter = request.Wait > TimeSpan.Zero ? _wakeups.WaitForQueue(request.Queue) : null;
             try
             {
-                var jobs = await Guard(ct => LeaseOnce(request, ct), cancellationToken).ConfigureAwait(false);
+                var (jobs, nextToken) = await Guard(ct => LeaseOnce(request, ct), cancellationToken).ConfigureAwait(false);
                 if (jobs.Count > 0 || waiter is null) return jobs;
                 var remaining = deadline - _time.GetUtcNow();
                 if (remaining <= TimeSpan.Zero || _disposed != 0) return jobs;
                 using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
                 var timeout = Task.Delay(remaining, _time, wait.Token);
                 var fallback = Task.Delay(_options.WakeupFallbackInterval, wait.Token);
-                await Task.WhenAny(waiter.Task, timeout, fallback).ConfigureAwait(false);
+                // A rate-limited queue: look again when its bucket holds a token (by the store's clock, which fills it).
+                var refill = nextToken is { } refillIn && refillIn < remaining ? Task.Delay(refillIn, _time, wait.Token) : fallback;
+                await Task.WhenAny(waiter.Task, timeout, fallback, refill).ConfigureAwait(false);
                 await wait.CancelAsync().ConfigureAwait(false);
                 cancellationToken.ThrowIfCancellationRequested();
                 if (_disposed != 0) return [];
-                if (timeout.IsCompletedSuccessfully) return await Guard(ct => LeaseOnce(request, ct), cancellationToken).ConfigureAwait(false);
+                if (timeout.IsCompletedSuccessfully)
+                    return (await Guard(ct => LeaseOnce(request, ct), cancellationToken).ConfigureAwait(false)).Jobs;
             }
             finally
             {
@@ -394,18 +399,25 @@ public sealed class PostgresJobStore : IJobStore
         }
     }
 
-    private async Task<IReadOnlyList<Job>> LeaseOnce(LeaseRequest request, CancellationToken cancellationToken)
+    /// <summary>One look: the leased jobs, and for a rate-limited queue that leased nothing, when its next token is due.</summary>
+    private async Task<(List<Job> Jobs, TimeSpan? NextToken)> LeaseOnce(LeaseRequest request, CancellationToken cancellationToken)
     {
         var now = Now;
         await using var connection = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = Command(connection, _sql.Lease);
-        command.Parameters.AddWithValue("queue", request.Queue);
-        command.Parameters.AddWithValue("max", request.Max);
-        command.Parameters.AddWithValue("owner", (object?)request.Worker ?? DBNull.Value);
-        command.Parameters.AddWithValue("expires", now + request.LeaseDuration);
-        command.Parameters.AddWithValue("now", now);
-        var jobs = await ReadJobs(command, cancellationToken).ConfigureAwait(false);
-        if (jobs.Count == 0) return jobs;
+        List<Job> jobs;
+        TimeSpan? nextToken = null;
+        // A queue last seen with limits goes straight to the limited lease; any other tries the fast path first, which
+        // says when the queue has limits after all (set on another server a moment ago).
+        if (_limitedQueues.ContainsKey(request.Queue) || await LeaseFast(connection, request, now, cancellationToken).ConfigureAwait(false)
+                is not { } fast)
+        {
+            (jobs, nextToken) = await LeaseLimited(connection, request, now, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            jobs = fast;
+        }
+        if (jobs.Count == 0) return (jobs, nextToken);
         foreach (var job in jobs) ConveyorMetrics.JobStarted(job.Queue, job.Kind, (now - job.RunAt).TotalSeconds);
         // Answer in lease order (priority, run_at, id); RETURNING has no order of its own.
         jobs.Sort(static (a, b) =>
@@ -415,7 +427,37 @@ public sealed class PostgresJobStore : IJobStore
             c = a.RunAt.CompareTo(b.RunAt);
             return c != 0 ? c : a.Id.CompareTo(b.Id);
         });
-        return jobs;
+        return (jobs, null);
+    }
+
+    /// <summary>The one-statement lease of a queue without limits; null (nothing leased) when the queue has limits.</summary>
+    private async Task<List<Job>?> LeaseFast(NpgsqlConnection connection, LeaseRequest request, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var command = Command(connection, _sql.Lease);
+        AddLeaseParameters(command.Parameters, request, now);
+        var jobs = new List<Job>();
+        var limited = false;
+        await using (var r = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                // Nothing leased comes back as one row of nulls carrying the flag alone.
+                if (!r.IsDBNull(0)) jobs.Add(ToJob(r));
+                limited = r.GetBoolean(LeaseLimitedColumn);
+            }
+        }
+        if (!limited) return jobs;
+        _limitedQueues.TryAdd(request.Queue, 0);
+        return null;
+    }
+
+    private static void AddLeaseParameters(NpgsqlParameterCollection p, LeaseRequest request, DateTimeOffset now)
+    {
+        p.AddWithValue("queue", request.Queue);
+        p.AddWithValue("max", request.Max);
+        p.AddWithValue("owner", (object?)request.Worker ?? DBNull.Value);
+        p.AddWithValue("expires", now + request.LeaseDuration);
+        p.AddWithValue("now", now);
     }
 
     public ValueTask<JobOutcome> JobHeartbeatAsync(long id, string leaseToken, TimeSpan extendBy, string? progressJson, CancellationToken cancellationToken) =>
@@ -457,6 +499,7 @@ public sealed class PostgresJobStore : IJobStore
         var now = Now;
         var outcomes = new JobOutcome[acks.Count];
         var done = new HashSet<long>();
+        HashSet<string>? freed = null;
         await using var connection = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using (var command = Command(connection, _sql.CompleteMany))
         {
@@ -470,10 +513,14 @@ public sealed class PostgresJobStore : IJobStore
             {
                 done.Add(r.GetInt64(0));
                 var startedAt = r.IsDBNull(3) ? now : r.GetFieldValue<DateTimeOffset>(3);
-                ConveyorMetrics.JobFinishedAttempt(r.GetString(1), r.GetString(2), JobState.Completed, (now - startedAt).TotalSeconds);
+                var queue = r.GetString(1);
+                ConveyorMetrics.JobFinishedAttempt(queue, r.GetString(2), JobState.Completed, (now - startedAt).TotalSeconds);
+                // A slot under the queue's concurrency limit is free (other servers hear the statement's NOTIFY).
+                if (_limitedQueues.ContainsKey(queue)) (freed ??= new HashSet<string>(StringComparer.Ordinal)).Add(queue);
             }
         }
         // Durability checkpoint: the completions are committed.
+        if (freed is not null) foreach (var queue in freed) _wakeups.SignalQueue(queue);
         var missing = acks.Where(a => !done.Contains(a.Id)).Select(a => a.Id).ToArray();
         var states = missing.Length == 0 ? [] : await StatesOf(connection, missing, cancellationToken).ConfigureAwait(false);
         for (var i = 0; i < acks.Count; i++)
@@ -497,6 +544,7 @@ public sealed class PostgresJobStore : IJobStore
         public required string Kind;
         public string? PartitionKey;
         public DateTimeOffset RunAt;
+        public bool Capped;
     }
 
     /// <summary>The general path: lock the rows in id order, decide each ack in request order in memory, write in one batch.</summary>
@@ -524,6 +572,7 @@ public sealed class PostgresJobStore : IJobStore
                     Kind = r.GetString(7),
                     PartitionKey = r.IsDBNull(8) ? null : r.GetString(8),
                     RunAt = r.GetFieldValue<DateTimeOffset>(9),
+                    Capped = r.GetBoolean(10),
                 };
             }
         }
@@ -593,6 +642,8 @@ public sealed class PostgresJobStore : IJobStore
                 ConveyorMetrics.JobFinishedAttempt(row.Queue, row.Kind, row.State, (now - row.StartedAt).TotalSeconds);
             if (row.State == JobState.Dead) ConveyorMetrics.JobDead(row.Queue, row.Kind);
             if (row.State.IsFinished() && row.PartitionKey is not null) woken.Add(row.Queue);
+            // The job left running: one more may start under the queue's concurrency limit.
+            if (row.Capped) woken.Add(row.Queue);
             outcomes[i] = JobOutcome.Ok(ack.Id, row.State);
         }
 
@@ -970,18 +1021,19 @@ public sealed class PostgresJobStore : IJobStore
 
     private async Task<List<QueueInfo>> ListQueues(NpgsqlConnection connection, string? name, CancellationToken cancellationToken)
     {
-        var queues = new SortedDictionary<string, (bool Paused, long[] Counts)>(StringComparer.Ordinal);
+        var queues = new SortedDictionary<string, (bool Paused, long[] Counts, QueueSettings Settings)>(StringComparer.Ordinal);
         await using var command = Command(connection, _sql.ListQueues);
         command.Parameters.Add(new NpgsqlParameter<string?>("name", NpgsqlTypes.NpgsqlDbType.Text) { TypedValue = name });
         await using var r = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             var queue = r.GetString(0);
-            if (!queues.TryGetValue(queue, out var entry)) queues[queue] = entry = (r.GetBoolean(1), new long[6]);
+            if (!queues.TryGetValue(queue, out var entry)) queues[queue] = entry = (r.GetBoolean(1), new long[6], ReadSettings(r, 4));
             if (!r.IsDBNull(2)) entry.Counts[r.GetInt16(2)] += r.GetInt64(3);
         }
         return queues.Select(q => new QueueInfo(q.Key, q.Value.Paused,
-            new StateCounts(q.Value.Counts[0], q.Value.Counts[1], q.Value.Counts[2], q.Value.Counts[3], q.Value.Counts[4], q.Value.Counts[5])))
+            new StateCounts(q.Value.Counts[0], q.Value.Counts[1], q.Value.Counts[2], q.Value.Counts[3], q.Value.Counts[4], q.Value.Counts[5]))
+            { Settings = q.Value.Settings })
             .ToList();
     }
 
@@ -1061,6 +1113,15 @@ internal sealed class Statements(string schema)
     public readonly string RetriedEvent = Sql.For(schema, EventsSql.Retried);
     public readonly string ListQueues = Sql.For(schema, QueuesSql.List);
     public readonly string SetPaused = Sql.For(schema, QueuesSql.SetPaused);
+    public readonly string Configure = Sql.For(schema, QueuesSql.Configure);
+    public readonly string LockLimitedQueue = Sql.For(schema, JobsSql.LockLimitedQueue);
+    public readonly string LeaseLimited = Sql.For(schema, JobsSql.LeaseLimited);
+    public readonly string Delete = Sql.For(schema, JobsSql.Delete);
+    public readonly string DeleteFinished = Sql.For(schema, JobsSql.DeleteFinished);
+    public readonly string ScheduleUpsert = Sql.For(schema, SchedulesSql.Upsert);
+    public readonly string ScheduleList = Sql.For(schema, SchedulesSql.List);
+    public readonly string ScheduleDelete = Sql.For(schema, SchedulesSql.Delete);
+    public readonly string ScheduleRecordFired = Sql.For(schema, SchedulesSql.RecordFired);
 
     public string Search(JobQuery query) => Sql.For(schema, JobsSql.Search(query));
 }

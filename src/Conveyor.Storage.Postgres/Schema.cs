@@ -107,6 +107,36 @@ internal static class Schema
         CREATE TRIGGER jobs_counted_delete AFTER DELETE ON {s}.jobs REFERENCING OLD TABLE AS old_rows
             FOR EACH STATEMENT EXECUTE FUNCTION {s}.jobs_counted();
         """,
+        """
+        -- Queue limits (null: none) and retention (null: the server default). The rate limit is a token bucket kept on the
+        -- queue row: tokens as of tokens_at (null: a full bucket), refilled by elapsed time whenever a lease reads it.
+        ALTER TABLE {s}.queues
+            ADD COLUMN max_running     integer,
+            ADD COLUMN rate_per_second double precision,
+            ADD COLUMN retention_ms    bigint,
+            ADD COLUMN tokens          double precision,
+            ADD COLUMN tokens_at       timestamptz;
+
+        -- Retention walks a queue's finished jobs by age without touching waiting ones.
+        CREATE INDEX jobs_finished ON {s}.jobs (queue, finished_at) WHERE state >= 3;
+
+        -- Cron schedules; the job template's queue is the target queue.
+        CREATE TABLE {s}.schedules (
+            name           text PRIMARY KEY,
+            cron           text        NOT NULL,
+            time_zone      text        NOT NULL,
+            queue          text        NOT NULL,
+            kind           text        NOT NULL,
+            payload        json,
+            priority       integer     NOT NULL,
+            max_attempts   integer     NOT NULL,
+            tags           text[],
+            paused         boolean     NOT NULL DEFAULT false,
+            created_at     timestamptz NOT NULL,
+            updated_at     timestamptz NOT NULL,
+            last_fired_for timestamptz
+        );
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -75,25 +75,91 @@ internal static class JobsSql
     /// Its commit does not wait for the WAL flush (synchronous_commit off for this transaction only): a database crash
     /// may forget a lease of the last moments, and the job is simply leased again, at least once, the trade-off the
     /// SQLite store makes for every lease. Completions and failures stay fully durable.
+    /// This is the fast path for queues without limits: it leases nothing from a queue with a concurrency or rate limit
+    /// and says so instead (the last column; a row of nulls before it when nothing was leased), and the store then takes
+    /// <see cref="LeaseLimited"/>.
     /// </summary>
     public const string Lease = $$"""
-        WITH picked AS (
+        WITH queue_row AS (
+            SELECT q.paused, (q.max_running IS NOT NULL OR q.rate_per_second IS NOT NULL) AS limited FROM {s}.queues q WHERE q.name = @queue
+        ), picked AS (
             SELECT j.id AS picked_id FROM {s}.jobs j
             WHERE j.queue = @queue AND j.state = 1
-              AND NOT EXISTS (SELECT 1 FROM {s}.queues q WHERE q.name = @queue AND q.paused)
-              AND (j.partition_key IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM {s}.jobs h
-                    WHERE h.queue = j.queue AND h.partition_key = j.partition_key AND h.state < 3 AND h.id < j.id))
+              AND NOT EXISTS (SELECT 1 FROM queue_row WHERE queue_row.paused OR queue_row.limited)
+              AND {{PartitionHead}}
             ORDER BY j.priority DESC, j.run_at, j.id
             LIMIT @max
             FOR UPDATE OF j SKIP LOCKED
+        ), leased AS (
+            {{LeasePicked}}
         )
+        SELECT leased.*, flag.limited
+        FROM (SELECT coalesce((SELECT limited AND NOT paused FROM queue_row), false) AS limited) AS flag
+        LEFT JOIN leased ON true
+        """;
+
+    /// <summary>Only the oldest unfinished job of a partition may run.</summary>
+    private const string PartitionHead = """
+        (j.partition_key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM {s}.jobs h
+                    WHERE h.queue = j.queue AND h.partition_key = j.partition_key AND h.state < 3 AND h.id < j.id))
+        """;
+
+    private const string LeasePicked = $$"""
         UPDATE {s}.jobs j
-        SET state = 2, attempt = j.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''), lease_owner = @owner,
-            lease_expires_at = @expires, started_at = @now, updated_at = @now, progress = NULL
-        FROM picked, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
-        WHERE j.id = picked.picked_id
-        RETURNING {{Columns}}
+            SET state = 2, attempt = j.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''), lease_owner = @owner,
+                lease_expires_at = @expires, started_at = @now, updated_at = @now, progress = NULL
+            FROM picked, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+            WHERE j.id = picked.picked_id
+            RETURNING {{Columns}}
+        """;
+
+    /// <summary>
+    /// First half of a lease from a queue with limits, sent in one batch (one implicit transaction) with
+    /// <see cref="LeaseLimited"/>: the queue row is locked, so leases of that queue on every server take turns, and the
+    /// second statement's fresh snapshot sees every earlier lease and completion. A queue without limits is not locked
+    /// (no row comes back and the store goes back to the fast path).
+    /// </summary>
+    public const string LockLimitedQueue = """
+        SELECT paused, max_running, rate_per_second, tokens, tokens_at FROM {s}.queues
+        WHERE name = @queue AND (max_running IS NOT NULL OR rate_per_second IS NOT NULL)
+        FOR UPDATE
+        """;
+
+    /// <summary>
+    /// Second half: leases at most max_running minus the running jobs, and at most the whole tokens in the queue's bucket
+    /// (capacity max(1, rate), refilled by the time since tokens_at), then takes the leased jobs' tokens out of it.
+    /// A null limit allows anything (least ignores nulls). A paused queue leases nothing.
+    /// </summary>
+    public const string LeaseLimited = $$"""
+        WITH queue_row AS (
+            SELECT q.max_running, q.rate_per_second AS rate,
+                   CASE WHEN q.rate_per_second IS NOT NULL THEN
+                       least(greatest(1, q.rate_per_second),
+                             coalesce(q.tokens + q.rate_per_second * greatest(0, extract(epoch FROM @now - q.tokens_at)), 'Infinity'))
+                   END AS tokens
+            FROM {s}.queues q WHERE q.name = @queue AND NOT q.paused
+        ), allowed AS (
+            SELECT greatest(0, least(@max,
+                       CASE WHEN q.max_running IS NOT NULL
+                           THEN q.max_running - (SELECT count(*) FROM {s}.jobs r WHERE r.queue = @queue AND r.state = 2) END,
+                       floor(q.tokens + 1e-9::float8)))::bigint AS n,
+                   q.rate, q.tokens
+            FROM queue_row q
+        ), picked AS (
+            SELECT j.id AS picked_id FROM {s}.jobs j
+            WHERE j.queue = @queue AND j.state = 1 AND {{PartitionHead}}
+            ORDER BY j.priority DESC, j.run_at, j.id
+            LIMIT coalesce((SELECT n FROM allowed), 0)
+            FOR UPDATE OF j SKIP LOCKED
+        ), leased AS (
+            {{LeasePicked}}
+        ), spent AS (
+            UPDATE {s}.queues q SET tokens = a.tokens - (SELECT count(*) FROM leased), tokens_at = greatest(q.tokens_at, @now)
+            FROM allowed a
+            WHERE q.name = @queue AND a.rate IS NOT NULL AND EXISTS (SELECT 1 FROM leased)
+        )
+        SELECT * FROM leased
         """;
 
     /// <summary>Like a lease, a heartbeat's commit does not wait for the flush: a forgotten one only lets the lease lapse sooner.</summary>
@@ -103,7 +169,11 @@ internal static class JobsSql
         WHERE id = @id AND state = 2 AND lease_token = @token
         """;
 
-    /// <summary>The happy path of an ack batch in one statement: completes with their tokens checked in the WHERE clause.</summary>
+    /// <summary>
+    /// The happy path of an ack batch in one statement: completes with their tokens checked in the WHERE clause. A finish
+    /// wakes the queue's waiting leases on every server when it lets another job run: the next of its partition, or one
+    /// more under the queue's concurrency limit.
+    /// </summary>
     public const string CompleteMany = """
         WITH done AS (
             UPDATE {s}.jobs j
@@ -113,15 +183,19 @@ internal static class JobsSql
             WHERE j.id = i.id AND j.state = 2 AND (i.token IS NULL OR j.lease_token = i.token)
             RETURNING j.id, j.queue, j.kind, j.partition_key, j.started_at
         ), woken AS (
-            SELECT pg_notify(@channel, queue) FROM (SELECT DISTINCT queue FROM done WHERE partition_key IS NOT NULL) AS q
+            SELECT pg_notify(@channel, queue) FROM (
+                SELECT queue FROM done WHERE partition_key IS NOT NULL
+                UNION
+                SELECT name FROM {s}.queues WHERE max_running IS NOT NULL AND name IN (SELECT queue FROM done)) AS q
         )
         SELECT id, queue, kind, started_at, (SELECT count(*) FROM woken) FROM done
         """;
 
     /// <summary>The general ack path locks its rows first (in id order), decides in memory, then writes.</summary>
     public const string LockForAck =
-        "SELECT id, state, lease_token, attempt, max_attempts, started_at, queue, kind, partition_key, run_at " +
-        "FROM {s}.jobs WHERE id = ANY(@ids) ORDER BY id FOR UPDATE";
+        "SELECT id, state, lease_token, attempt, max_attempts, started_at, queue, kind, partition_key, run_at, " +
+        "coalesce((SELECT q.max_running IS NOT NULL FROM {s}.queues q WHERE q.name = j.queue), false) " +
+        "FROM {s}.jobs j WHERE id = ANY(@ids) ORDER BY id FOR UPDATE OF j";
 
     private const string ClearLease = "lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL";
 
@@ -158,7 +232,8 @@ internal static class JobsSql
         ), ev AS (
             INSERT INTO {s}.job_events (job_id, at, type, state, attempt, message) SELECT id, @now, 'cancelled', 5, attempt, NULL FROM c
         ), woken AS (
-            SELECT pg_notify(@channel, queue) FROM c WHERE partition_key IS NOT NULL
+            SELECT pg_notify(@channel, queue) FROM c
+            WHERE partition_key IS NOT NULL OR EXISTS (SELECT 1 FROM {s}.queues q WHERE q.name = c.queue AND q.max_running IS NOT NULL)
         )
         SELECT attempt, (SELECT count(*) FROM woken) FROM c
         """;
@@ -216,6 +291,40 @@ internal static class JobsSql
         SELECT id, queue, kind, state, (SELECT count(*) FROM woken) FROM reaped
         """;
 
+    /// <summary>
+    /// Deletes one job that is not running, with its events, in one batch with <see cref="LockOne"/>: once the row is locked,
+    /// every writer of its events has committed, and this statement's fresh snapshot sees (and deletes) all of them. Deleting
+    /// an unfinished job of a partition lets the next one run: its queue is woken.
+    /// </summary>
+    public const string Delete = """
+        WITH d AS (
+            DELETE FROM {s}.jobs WHERE id = @id AND state <> 2 RETURNING id, queue, state, partition_key
+        ), ev AS (
+            DELETE FROM {s}.job_events e USING d WHERE e.job_id = d.id
+        ), woken AS (
+            SELECT pg_notify(@channel, queue) FROM d WHERE partition_key IS NOT NULL AND state < 3
+        )
+        SELECT queue, (SELECT count(*) FROM woken) FROM d
+        """;
+
+    /// <summary>
+    /// Retention: the oldest finished jobs of a queue (index jobs_finished) and their events. SKIP LOCKED, so a job that a
+    /// manual retry holds is left for the next sweep; the lock re-checks its state, so a retried job is never deleted.
+    /// </summary>
+    public const string DeleteFinished = """
+        WITH old AS (
+            SELECT id FROM {s}.jobs
+            WHERE queue = @queue AND state >= 3 AND finished_at < @before
+            ORDER BY finished_at LIMIT @limit
+            FOR UPDATE SKIP LOCKED
+        ), d AS (
+            DELETE FROM {s}.jobs j USING old WHERE j.id = old.id AND j.state >= 3 RETURNING j.id
+        ), ev AS (
+            DELETE FROM {s}.job_events e USING d WHERE e.job_id = d.id
+        )
+        SELECT count(*) FROM d
+        """;
+
     public static string Search(JobQuery query)
     {
         var sql = new System.Text.StringBuilder($"SELECT {Columns} FROM {{s}}.jobs WHERE id < @before");
@@ -245,14 +354,46 @@ internal static class EventsSql
 internal static class QueuesSql
 {
     public const string List = """
-        SELECT q.name, q.paused, c.state, coalesce(sum(c.n), 0)::bigint
+        SELECT q.name, q.paused, c.state, coalesce(sum(c.n), 0)::bigint, q.max_running, q.rate_per_second, q.retention_ms
         FROM {s}.queues q LEFT JOIN {s}.queue_counts c ON c.queue = q.name
         WHERE @name::text IS NULL OR q.name = @name
-        GROUP BY q.name, q.paused, c.state
+        GROUP BY q.name, q.paused, c.state, q.max_running, q.rate_per_second, q.retention_ms
+        """;
+
+    /// <summary>Sets the limits and retention; like the SQLite store, new settings start with a full rate bucket.</summary>
+    public const string Configure = """
+        INSERT INTO {s}.queues (name, created_at, max_running, rate_per_second, retention_ms)
+        VALUES (@name, @now, @max_running, @rate_per_second, @retention_ms)
+        ON CONFLICT (name) DO UPDATE SET max_running = excluded.max_running, rate_per_second = excluded.rate_per_second,
+            retention_ms = excluded.retention_ms, tokens = NULL, tokens_at = NULL
         """;
 
     public const string SetPaused = """
         INSERT INTO {s}.queues (name, paused, created_at) VALUES (@name, @paused, @now)
         ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
         """;
+}
+
+internal static class SchedulesSql
+{
+    private const string Columns =
+        "name, cron, time_zone, queue, kind, payload::text, priority, max_attempts, tags, paused, created_at, updated_at, last_fired_for";
+
+    /// <summary>Creates or replaces the definition; a replaced schedule keeps its created_at and last_fired_for.</summary>
+    public const string Upsert = $$"""
+        INSERT INTO {s}.schedules AS x (name, cron, time_zone, queue, kind, payload, priority, max_attempts, tags, paused, created_at, updated_at)
+        VALUES (@name, @cron, @time_zone, @queue, @kind, @payload::json, @priority, @max_attempts, @tags, @paused, @now, @now)
+        ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, time_zone = excluded.time_zone, queue = excluded.queue, kind = excluded.kind,
+            payload = excluded.payload, priority = excluded.priority, max_attempts = excluded.max_attempts, tags = excluded.tags,
+            paused = excluded.paused, updated_at = excluded.updated_at
+        RETURNING {{Columns}}
+        """;
+
+    /// <summary>Byte order (like SQLite's), whatever the database's collation.</summary>
+    public const string List = $"SELECT {Columns} FROM {{s}}.schedules ORDER BY name COLLATE \"C\"";
+
+    public const string Delete = "DELETE FROM {s}.schedules WHERE name = @name";
+
+    /// <summary>Never moves back (greatest ignores the null of a schedule that never fired).</summary>
+    public const string RecordFired = "UPDATE {s}.schedules SET last_fired_for = greatest(last_fired_for, @at) WHERE name = @name";
 }
