@@ -59,35 +59,45 @@ public sealed class AmqpIngest : IHostedService, IAsyncDisposable
             while (true)
             {
                 var connection = await AmqpConnections.ConnectAsync(factory, _logger, _options.ReconnectInterval, cancellationToken).ConfigureAwait(false);
-                connection.ConnectionShutdownAsync += (_, e) =>
+                try
                 {
-                    if (e.Initiator != ShutdownInitiator.Application) AmqpLog.ConnectionLost(_logger, e.ReplyText);
-                    return Task.CompletedTask;
-                };
-                connection.RecoverySucceededAsync += (_, _) =>
-                {
-                    AmqpLog.Reconnected(_logger);
-                    return Task.CompletedTask;
-                };
-                _connection = connection;
-                if (!resumed)
-                {
-                    await _replier.ResumeAsync(cancellationToken).ConfigureAwait(false);
-                    resumed = true;
-                }
-                foreach (var route in _options.Routes)
-                {
-                    var ingest = new RouteIngest(route, connection, _store, _replier, _options, _logger);
-                    await ingest.StartAsync(cancellationToken).ConfigureAwait(false);
-                    lock (_routes) _routes.Add(ingest);
-                }
-                _ready.TrySetResult();
+                    connection.ConnectionShutdownAsync += (_, e) =>
+                    {
+                        if (e.Initiator != ShutdownInitiator.Application) AmqpLog.ConnectionLost(_logger, e.ReplyText);
+                        return Task.CompletedTask;
+                    };
+                    connection.RecoverySucceededAsync += (_, _) =>
+                    {
+                        AmqpLog.Reconnected(_logger);
+                        return Task.CompletedTask;
+                    };
+                    _connection = connection;
+                    if (!resumed)
+                    {
+                        await _replier.ResumeAsync(cancellationToken).ConfigureAwait(false);
+                        resumed = true;
+                    }
+                    foreach (var route in _options.Routes)
+                    {
+                        var ingest = new RouteIngest(route, connection, _store, _replier, _options, _logger);
+                        lock (_routes) _routes.Add(ingest);
+                        await ingest.StartAsync(cancellationToken).ConfigureAwait(false);
+                    }
+                    _ready.TrySetResult();
 
-                // Automatic recovery normally brings the connection back within seconds of the broker. When it has not
-                // after RecoveryTimeout (a stalled recovery is a known RabbitMQ.Client 7 failure), start over on a new
-                // connection. What the old one held was never acknowledged, so RabbitMQ redelivers it: nothing is lost.
-                await WatchAsync(connection, cancellationToken).ConfigureAwait(false);
-                AmqpLog.RecoveryStalled(_logger, (int)_options.RecoveryTimeout.TotalSeconds);
+                    // Automatic recovery normally brings the connection back within seconds of the broker. When it has not
+                    // after RecoveryTimeout (a stalled recovery is a known RabbitMQ.Client 7 failure), start over on a new
+                    // connection. What the old one held was never acknowledged, so RabbitMQ redelivers it: nothing is lost.
+                    await WatchAsync(connection, cancellationToken).ConfigureAwait(false);
+                    AmqpLog.RecoveryStalled(_logger, (int)_options.RecoveryTimeout.TotalSeconds);
+                }
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+                {
+                    // Lost the connection while starting, or the broker refused something (permissions, a queue that cannot
+                    // be declared): say so and try again from scratch rather than leave the ingest silently dead.
+                    AmqpLog.IngestCrashed(_logger, e, string.Join(", ", _options.Routes), 5000);
+                    await Task.Delay(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+                }
                 RouteIngest[] stale;
                 lock (_routes)
                 {
