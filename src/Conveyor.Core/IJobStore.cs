@@ -44,28 +44,21 @@ public interface IJobStore : IAsyncDisposable
     ValueTask<StoreStats> StatsAsync(CancellationToken cancellationToken);
 
     /// <summary>Deletes a job that is not running, with its history. Running → WrongState (cancel it first).</summary>
-    ValueTask<JobOutcome> JobDeleteAsync(long id, CancellationToken cancellationToken) =>
-        throw new NotSupportedException($"{GetType().Name} does not delete jobs yet.");
+    ValueTask<JobOutcome> JobDeleteAsync(long id, CancellationToken cancellationToken);
 
     /// <summary>Retention: deletes up to <paramref name="limit"/> finished jobs of a queue that finished before the given time.</summary>
-    ValueTask<int> JobDeleteFinishedAsync(string queue, DateTimeOffset finishedBefore, int limit, CancellationToken cancellationToken) =>
-        throw new NotSupportedException($"{GetType().Name} does not delete finished jobs yet.");
+    ValueTask<int> JobDeleteFinishedAsync(string queue, DateTimeOffset finishedBefore, int limit, CancellationToken cancellationToken);
 
     /// <summary>Sets a queue's limits and retention (creating the queue if new) and returns it.</summary>
-    ValueTask<QueueInfo> QueueConfigureAsync(string queue, QueueSettings settings, CancellationToken cancellationToken) =>
-        throw new NotSupportedException($"{GetType().Name} does not configure queues yet.");
+    ValueTask<QueueInfo> QueueConfigureAsync(string queue, QueueSettings settings, CancellationToken cancellationToken);
 
     /// <summary>Creates or replaces a schedule; an existing one keeps its creation time and last occurrence.</summary>
-    ValueTask<Schedule> ScheduleUpsertAsync(Schedule schedule, CancellationToken cancellationToken) =>
-        throw new NotSupportedException($"{GetType().Name} does not store schedules yet.");
+    ValueTask<Schedule> ScheduleUpsertAsync(Schedule schedule, CancellationToken cancellationToken);
 
-    ValueTask<IReadOnlyList<Schedule>> ScheduleListAsync(CancellationToken cancellationToken) =>
-        throw new NotSupportedException($"{GetType().Name} does not store schedules yet.");
+    ValueTask<IReadOnlyList<Schedule>> ScheduleListAsync(CancellationToken cancellationToken);
 
-    ValueTask<bool> ScheduleDeleteAsync(string name, CancellationToken cancellationToken) =>
-        throw new NotSupportedException($"{GetType().Name} does not store schedules yet.");
+    ValueTask<bool> ScheduleDeleteAsync(string name, CancellationToken cancellationToken);
 
     /// <summary>Records that the occurrence at <paramref name="occurrence"/> was enqueued; it only ever moves forward.</summary>
-    ValueTask ScheduleRecordFiredAsync(string name, DateTimeOffset occurrence, CancellationToken cancellationToken) =>
-        throw new NotSupportedException($"{GetType().Name} does not store schedules yet.");
+    ValueTask ScheduleRecordFiredAsync(string name, DateTimeOffset occurrence, CancellationToken cancellationToken);
 }

@@ -1129,33 +1129,9 @@ internal sealed class Statements(string schema)
 /// <summary>The small JSON texts the store writes itself.</summary>
 internal static class JsonText
 {
-    public static string StringArray(IReadOnlyList<string> values)
-    {
-        var buffer = new ArrayBufferWriter<byte>(64);
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartArray();
-            foreach (var value in values) w.WriteStringValue(value);
-            w.WriteEndArray();
-        }
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
+    public static string StringArray(IReadOnlyList<string> values) => StoredJson.StringArray(values);
 
-    /// <summary>One entry of the <c>errors</c> array, written like the SQLite store's.</summary>
-    public static string ErrorEntry(int attempt, DateTimeOffset at, string message, string? stack)
-    {
-        var buffer = new ArrayBufferWriter<byte>(128);
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartObject();
-            w.WriteNumber("attempt", attempt);
-            w.WriteString("at", at.UtcDateTime);
-            w.WriteString("message", message);
-            if (stack is null) w.WriteNull("stack"); else w.WriteString("stack", stack);
-            w.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
+    public static string ErrorEntry(int attempt, DateTimeOffset at, string message, string? stack) => StoredJson.ErrorEntry(attempt, at, message, stack);
 
     /// <summary>An error entry after its attempt number: <c>"at":…,"message":…,"stack":null}</c> (the reaper adds the head in SQL).</summary>
     public static string ErrorTail(DateTimeOffset at, string message)

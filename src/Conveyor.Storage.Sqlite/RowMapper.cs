@@ -82,34 +82,11 @@ internal static class RowMapper
         return [.. tags];
     }
 
-    public static string? TagsToJson(IReadOnlyList<string> tags)
-    {
-        if (tags.Count == 0) return null;
-        var buffer = new ArrayBufferWriter<byte>(64);
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartArray();
-            foreach (var tag in tags) w.WriteStringValue(tag);
-            w.WriteEndArray();
-        }
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
+    public static string? TagsToJson(IReadOnlyList<string> tags) => tags.Count == 0 ? null : StoredJson.StringArray(tags);
 
     /// <summary>One entry of the <c>errors</c> array.</summary>
-    public static string ErrorEntry(int attempt, long atMs, string message, string? stack)
-    {
-        var buffer = new ArrayBufferWriter<byte>(128);
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartObject();
-            w.WriteNumber("attempt", attempt);
-            w.WriteString("at", FromMs(atMs).UtcDateTime);
-            w.WriteString("message", message);
-            if (stack is null) w.WriteNull("stack"); else w.WriteString("stack", stack);
-            w.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
+    public static string ErrorEntry(int attempt, long atMs, string message, string? stack) =>
+        StoredJson.ErrorEntry(attempt, FromMs(atMs), message, stack);
 
     public static string IdsToJson(IEnumerable<long> ids)
     {

@@ -38,5 +38,15 @@ public sealed class GatedStore(string path) : IJobStore
     public ValueTask<IReadOnlyList<QueueInfo>> QueueListAsync(CancellationToken cancellationToken) => _inner.QueueListAsync(cancellationToken);
     public ValueTask<QueueInfo> QueueSetPausedAsync(string queue, bool paused, CancellationToken cancellationToken) => _inner.QueueSetPausedAsync(queue, paused, cancellationToken);
     public ValueTask<StoreStats> StatsAsync(CancellationToken cancellationToken) => _inner.StatsAsync(cancellationToken);
+    public ValueTask<JobOutcome> JobDeleteAsync(long id, CancellationToken cancellationToken) => _inner.JobDeleteAsync(id, cancellationToken);
+    public ValueTask<int> JobDeleteFinishedAsync(string queue, DateTimeOffset finishedBefore, int limit, CancellationToken cancellationToken) =>
+        _inner.JobDeleteFinishedAsync(queue, finishedBefore, limit, cancellationToken);
+    public ValueTask<QueueInfo> QueueConfigureAsync(string queue, QueueSettings settings, CancellationToken cancellationToken) =>
+        _inner.QueueConfigureAsync(queue, settings, cancellationToken);
+    public ValueTask<Schedule> ScheduleUpsertAsync(Schedule schedule, CancellationToken cancellationToken) => _inner.ScheduleUpsertAsync(schedule, cancellationToken);
+    public ValueTask<IReadOnlyList<Schedule>> ScheduleListAsync(CancellationToken cancellationToken) => _inner.ScheduleListAsync(cancellationToken);
+    public ValueTask<bool> ScheduleDeleteAsync(string name, CancellationToken cancellationToken) => _inner.ScheduleDeleteAsync(name, cancellationToken);
+    public ValueTask ScheduleRecordFiredAsync(string name, DateTimeOffset occurrence, CancellationToken cancellationToken) =>
+        _inner.ScheduleRecordFiredAsync(name, occurrence, cancellationToken);
     public ValueTask DisposeAsync() => _inner.DisposeAsync();
 }
