@@ -100,6 +100,8 @@ public sealed record JobQuery
     public JobState? State { get; init; }
     public string? Kind { get; init; }
     public string? Tag { get; init; }
+    /// <summary>Text the payload must contain (case-sensitive). A scan: meant for small stores or narrow filters.</summary>
+    public string? Text { get; init; }
     /// <summary>Return jobs with an id lower than this (results are newest first).</summary>
     public long? BeforeId { get; init; }
     public int Limit { get; init; } = 50;

@@ -1008,6 +1008,7 @@ public sealed partial class PostgresJobStore : IJobStore
             if (query.State is { } state) command.Parameters.AddWithValue("state", (short)state);
             if (query.Kind is not null) command.Parameters.AddWithValue("kind", query.Kind);
             if (query.Tag is not null) command.Parameters.AddWithValue("tag", query.Tag);
+            if (query.Text is not null) command.Parameters.AddWithValue("text", query.Text);
             var jobs = await ReadJobs(command, ct).ConfigureAwait(false);
             return new JobPage(jobs, jobs.Count == limit ? jobs[^1].Id : null);
         }, cancellationToken);

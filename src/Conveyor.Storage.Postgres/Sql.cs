@@ -332,6 +332,7 @@ internal static class JobsSql
         if (query.State is not null) sql.Append(" AND state = @state");
         if (query.Kind is not null) sql.Append(" AND kind = @kind");
         if (query.Tag is not null) sql.Append(" AND @tag = ANY(tags)");
+        if (query.Text is not null) sql.Append(" AND strpos(payload::text, @text) > 0");
         sql.Append(" ORDER BY id DESC LIMIT @limit");
         return sql.ToString();
     }

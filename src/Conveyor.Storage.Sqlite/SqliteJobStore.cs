@@ -347,6 +347,7 @@ public sealed class SqliteJobStore : IJobStore
                     if (!liveState && query.State is { } state) command.Parameters.AddWithValue("$state", (int)state);
                     if (query.Kind is not null) command.Parameters.AddWithValue("$kind", query.Kind);
                     if (query.Tag is not null) command.Parameters.AddWithValue("$tag", query.Tag);
+                    if (query.Text is not null) command.Parameters.AddWithValue("$text", query.Text);
                     command.Parameters.AddWithValue("$before", before);
                     command.Parameters.AddWithValue("$limit", liveState ? limit * 2 : limit);
                     return ReadJobs(reader, command);
@@ -365,7 +366,8 @@ public sealed class SqliteJobStore : IJobStore
     }
 
     private static bool Matches(Job job, JobQuery query) =>
-        (query.Kind is null || job.Kind == query.Kind) && (query.Tag is null || job.Tags.Contains(query.Tag));
+        (query.Kind is null || job.Kind == query.Kind) && (query.Tag is null || job.Tags.Contains(query.Tag))
+        && (query.Text is null || (job.PayloadJson?.Contains(query.Text, StringComparison.Ordinal) ?? false));
 
     public ValueTask<IReadOnlyList<QueueInfo>> QueueListAsync(CancellationToken cancellationToken)
     {

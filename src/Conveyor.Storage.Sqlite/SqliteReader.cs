@@ -42,6 +42,7 @@ internal sealed class SqliteReader : IDisposable
         else if (query.State is { } state) sql.Append(" AND state = $state");
         if (query.Kind is not null) sql.Append(" AND kind = $kind");
         if (query.Tag is not null) sql.Append(" AND EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE value = $tag)");
+        if (query.Text is not null) sql.Append(" AND instr(payload, $text) > 0");
         sql.Append(" AND id < $before ORDER BY id DESC LIMIT $limit");
         return sql.ToString();
     }

@@ -196,6 +196,12 @@ public sealed class DashboardPageTests(BrowserFixture browser)
         await Expect(rows).ToHaveCountAsync(3);
         await Expect(rows.Locator("td.kind")).ToHaveTextAsync(["email.send", "email.send", "email.send"]);
 
+        await page.GetByLabel("Tag").FillAsync("");
+        await page.GetByLabel("Text in payload").FillAsync("\"n\":42");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Filter" }).ClickAsync();
+        await Expect(rows).ToHaveCountAsync(1);
+        await page.GetByLabel("Text in payload").FillAsync("");
+
         await page.GotoAsync($"/#/jobs?queue={queue}");
         await page.GetByLabel("State").SelectOptionAsync("dead");
         await Expect(rows).ToHaveCountAsync(1);

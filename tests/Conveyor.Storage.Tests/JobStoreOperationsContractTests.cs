@@ -132,3 +132,20 @@ public abstract partial class JobStoreContractTests
         Assert.DoesNotContain(await Store.ScheduleListAsync(None), s => s.Name == name);
     }
 }
+
+public abstract partial class JobStoreContractTests
+{
+    [Fact]
+    public async Task Search_finds_jobs_by_text_in_their_payload()
+    {
+        var ada = await Enqueue(j => j with { PayloadJson = """{"to":"ada@example.com"}""" });
+        await Enqueue(j => j with { PayloadJson = """{"to":"bob@example.com"}""" });
+        await Enqueue(j => j with { PayloadJson = null });
+        var found = await Store.JobSearchAsync(new JobQuery { Queue = Queue, Text = "ada@" }, None);
+        Assert.Equal(ada, Assert.Single(found.Jobs).Id);
+        Assert.Empty((await Store.JobSearchAsync(new JobQuery { Queue = Queue, Text = "ADA@" }, None)).Jobs);
+        var running = Assert.Single(await Lease());
+        Assert.Equal(ada, running.Id);
+        Assert.Equal(ada, Assert.Single((await Store.JobSearchAsync(new JobQuery { Queue = Queue, State = JobState.Running, Text = "ada" }, None)).Jobs).Id);
+    }
+}

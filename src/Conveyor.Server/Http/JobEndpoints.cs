@@ -411,7 +411,8 @@ internal static class JobEndpoints
     private static async Task<IResult> Search(HttpContext context, IJobStore store)
     {
         var q = context.Request.Query;
-        string? queue = q["queue"], stateText = q["state"], kind = q["kind"], tag = q["tag"], cursor = q["cursor"], limitText = q["limit"];
+        string? queue = q["queue"], stateText = q["state"], kind = q["kind"], tag = q["tag"], text = q["text"], cursor = q["cursor"], limitText = q["limit"];
+        if (text is { Length: 0 or > 256 }) return Problems.BadRequest("text must be 1-256 characters: the payload text to look for.");
         if (queue is not null && JobRequests.CheckQueue(queue) is { } bad) return Problems.BadRequest(bad);
         JobState? state = null;
         if (stateText is not null)
@@ -429,7 +430,7 @@ internal static class JobEndpoints
         var limit = 50;
         if (limitText is not null && (!int.TryParse(limitText, out limit) || limit < 1 || limit > JobLimits.MaxSearchLimit))
             return Problems.BadRequest($"limit must be a number between 1 and {JobLimits.MaxSearchLimit}.");
-        var page = await store.JobSearchAsync(new JobQuery { Queue = queue, State = state, Kind = kind, Tag = tag, BeforeId = before, Limit = limit },
+        var page = await store.JobSearchAsync(new JobQuery { Queue = queue, State = state, Kind = kind, Tag = tag, Text = text, BeforeId = before, Limit = limit },
             context.RequestAborted);
         return new JsonWriterResult(200, w =>
         {

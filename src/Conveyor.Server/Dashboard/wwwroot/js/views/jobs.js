@@ -1,4 +1,4 @@
-// Jobs: search by queue, state, kind and tag, newest first, one keyset page at a time (fast on any store size).
+// Jobs: search by queue, state, kind, tag and payload text, newest first, one keyset page at a time (fast on any store size).
 import { h, clear, STATES, stateBadge, toQuery, when } from '../dom.js';
 import { get } from '../api.js';
 import { errorPanel, reportLive } from '../ui.js';
@@ -9,7 +9,7 @@ const trail = new Map();
 
 export function jobs(root, ctx) {
   const p = ctx.params;
-  const filterKey = JSON.stringify([p.queue, p.state, p.kind, p.tag]);
+  const filterKey = JSON.stringify([p.queue, p.state, p.kind, p.tag, p.text]);
   const cursors = trail.get(filterKey) ?? [];
   trail.clear();
   trail.set(filterKey, cursors);
@@ -20,13 +20,14 @@ export function jobs(root, ctx) {
     STATES.map(st => h('option', { value: st, selected: p.state === st }, st)));
   const kind = h('input', { name: 'kind', type: 'search', placeholder: 'Kind, e.g. email.send', 'aria-label': 'Kind', value: p.kind || '' });
   const tag = h('input', { name: 'tag', type: 'search', placeholder: 'Tag', 'aria-label': 'Tag', value: p.tag || '' });
+  const text = h('input', { name: 'text', type: 'search', placeholder: 'Text in payload', 'aria-label': 'Text in payload', value: p.text || '' });
   const go = () => {
-    location.hash = `#/jobs${toQuery({ queue: queueSelect.value, state: stateSelect.value, kind: kind.value.trim(), tag: tag.value.trim() })}`;
+    location.hash = `#/jobs${toQuery({ queue: queueSelect.value, state: stateSelect.value, kind: kind.value.trim(), tag: tag.value.trim(), text: text.value.trim() })}`;
   };
   const form = h('form.filters', { role: 'search', onsubmit: e => { e.preventDefault(); go(); } },
-    queueSelect, stateSelect, kind, tag,
+    queueSelect, stateSelect, kind, tag, text,
     h('button.btn.primary', { type: 'submit' }, 'Filter'),
-    (p.queue || p.state || p.kind || p.tag) && h('a.btn.ghost', { href: '#/jobs' }, 'Clear'));
+    (p.queue || p.state || p.kind || p.tag || p.text) && h('a.btn.ghost', { href: '#/jobs' }, 'Clear'));
   queueSelect.addEventListener('change', go);
   stateSelect.addEventListener('change', go);
 
@@ -44,7 +45,7 @@ export function jobs(root, ctx) {
   async function load() {
     aborter?.abort();
     aborter = new AbortController();
-    const query = toQuery({ queue: p.queue, state: p.state, kind: p.kind, tag: p.tag, cursor: p.cursor, limit: PAGE });
+    const query = toQuery({ queue: p.queue, state: p.state, kind: p.kind, tag: p.tag, text: p.text, cursor: p.cursor, limit: PAGE });
     try {
       const page = await get(`/v1/jobs${query}`, { signal: aborter.signal });
       reportLive();
@@ -83,7 +84,7 @@ export function jobs(root, ctx) {
   return () => aborter?.abort();
 }
 
-const filters = p => ({ queue: p.queue, state: p.state, kind: p.kind, tag: p.tag });
+const filters = p => ({ queue: p.queue, state: p.state, kind: p.kind, tag: p.tag, text: p.text });
 
 function jobRow(job) {
   const href = `#/jobs/${job.id}`;
