@@ -135,6 +135,27 @@ public sealed class ScheduleAndRetentionTests : IAsyncLifetime
         Assert.Equal(0, (long)(await _http.Counts("long"))["completed"]!);
     }
 
+    [Fact]
+    public async Task Under_a_steady_flow_retention_keeps_the_store_bounded()
+    {
+        Assert.Equal(200, (await _http.Send(HttpMethod.Put, "/v1/queues/soak/settings", """{"retention_ms":3600000}""")).Status);
+        var sweeper = _server.Services.GetRequiredService<RetentionSweeper>();
+        for (var round = 0; round < 6; round++)
+        {
+            var batch = "[" + string.Join(",", Enumerable.Repeat("{}", 100)) + "]";
+            Assert.Equal(200, (await _http.Post("/v1/queues/soak/jobs/batch", batch)).Status);
+            var leased = await _http.Lease("soak", max: 100);
+            var acks = string.Join(",", leased.Select(j => $$"""{"id":{{(long)j!["id"]!}},"lease_token":"{{(string)j["lease"]!["token"]!}}"}"""));
+            Assert.Equal(200, (await _http.Post("/v1/jobs/ack", $$"""{"complete":[{{acks}}]}""")).Status);
+            _time.Advance(TimeSpan.FromMinutes(40));
+            await sweeper.RunOnceAsync();
+            // Jobs finished within the last hour stay: at most two rounds' worth, whatever the number of rounds.
+            Assert.InRange((long)(await _http.Counts("soak"))["completed"]!, 100, 200);
+        }
+        var (_, page, _) = await _http.Get("/v1/jobs?queue=soak&limit=500");
+        Assert.InRange(page!["jobs"]!.AsArray().Count, 100, 200);
+    }
+
     private async Task<long> Finish(string queue)
     {
         var id = (long)(await _http.Enqueue(queue))["id"]!;
