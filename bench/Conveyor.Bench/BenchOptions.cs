@@ -30,23 +30,30 @@ internal sealed record BenchOptions
     /// <summary>e2e only: total enqueue rate limit in jobs/s; 0 = as fast as the producers can go.</summary>
     public double Rate { get; init; }
     public bool KeepData { get; init; }
+    /// <summary>Npgsql connection string: the started server runs `serve --postgres` instead of SQLite.</summary>
+    public string? Postgres { get; init; }
+    /// <summary>True when --duration was given (w2/w3 otherwise use the issue's 20 s / 30 s).</summary>
+    public bool DurationSet { get; init; }
 
     public const string Usage = """
         conveyor-bench: load generator for the Conveyor HTTP API (docs/benchmarks.md)
 
-          --workload batch|single|e2e|all   what to run (default all; a comma list works too)
+          --workload batch|single|e2e|all|w1|w2|w3|peers
+                                  what to run (default all; a comma list works too); w1/w2/w3 are the
+                                  workloads of issue 8 (the peers' workloads), peers = w1,w2,w3
           --server URL            target a running server; otherwise one is started:
                                     dotnet src/Conveyor.Cli/bin/{Release|Debug}/net10.0/conveyor.dll serve --port 0 --data <temp dir>
           --conveyor PATH         the conveyor.dll (or conveyor executable) to start instead
           --jobs N                batch: jobs to enqueue (default 100000)
           --batch-size N          batch: jobs per request (default 1000); e2e: > 1 makes producers enqueue batches (default 1)
-          --concurrency N         requests in flight: batch 4, single 16, e2e producers 4 (defaults)
-          --workers N             e2e: leasing workers (default 4)
-          --lease-max N           e2e: max jobs per lease (default 100)
-          --duration S            single and e2e: measured seconds (default 10)
+          --concurrency N         requests in flight: batch 4, single 16, e2e producers 4, w1 enqueue 4, w3 producers 8 (defaults)
+          --workers N             e2e, w1, w3: leasing workers (default 4; w2 always has 1)
+          --lease-max N           e2e, w3: max jobs per lease (default 100; w1 and w2 lease 1000)
+          --duration S            single and e2e: measured seconds (default 10; w2 20, w3 30)
           --warmup S              seconds of warm-up on a separate queue before measuring (default 2; 0 = none)
-          --rate N                e2e: limit the total enqueue rate to N jobs/s (default 0 = unlimited)
+          --rate N                e2e: limit the total enqueue rate to N jobs/s (default 0 = unlimited); w2: the fixed rate (default 500)
           --keep-data             keep the started server's data directory
+          --postgres CS           start the server with `serve --postgres CS` (Npgsql connection string)
           -h, --help
         """;
 
@@ -101,10 +108,11 @@ internal sealed record BenchOptions
                     case "--concurrency": o = o with { Concurrency = PositiveInt(arg, Value()) }; break;
                     case "--workers": o = o with { Workers = PositiveInt(arg, Value()) }; break;
                     case "--lease-max": o = o with { LeaseMax = PositiveInt(arg, Value()) }; break;
-                    case "--duration": o = o with { DurationSeconds = Seconds(arg, Value(), allowZero: false) }; break;
+                    case "--duration": o = o with { DurationSeconds = Seconds(arg, Value(), allowZero: false), DurationSet = true }; break;
                     case "--warmup": o = o with { WarmupSeconds = Seconds(arg, Value(), allowZero: true) }; break;
                     case "--rate": o = o with { Rate = Seconds(arg, Value(), allowZero: true) }; break;
                     case "--keep-data": o = o with { KeepData = true }; break;
+                    case "--postgres": o = o with { Postgres = Value() }; break;
                     default: throw new FormatException($"unknown option '{args[i]}'.");
                 }
             }
@@ -135,8 +143,9 @@ internal sealed record BenchOptions
             switch (part)
             {
                 case "all": list.AddRange(["batch", "single", "e2e"]); break;
-                case "batch" or "single" or "e2e": list.Add(part); break;
-                default: throw new FormatException($"--workload '{part}' is not one of batch, single, e2e, all.");
+                case "peers": list.AddRange(["w1", "w2", "w3"]); break;
+                case "batch" or "single" or "e2e" or "w1" or "w2" or "w3": list.Add(part); break;
+                default: throw new FormatException($"--workload '{part}' is not one of batch, single, e2e, all, w1, w2, w3, peers.");
             }
         }
         if (list.Count == 0)

@@ -34,7 +34,7 @@ try
     }
     else
     {
-        host = await ServerHost.StartAsync(options.ConveyorPath, options.KeepData, cts.Token);
+        host = await ServerHost.StartAsync(options.ConveyorPath, options.KeepData, options.Postgres, cts.Token);
         server = host.Url;
         serverDescription = $"{host.Description} (started by the bench)";
     }
@@ -52,8 +52,21 @@ try
 
     var workloads = new Workloads(http, server, options, runId);
     var results = new List<WorkloadResult>();
+    var peerResults = new List<PeerResult>();
+    var store = options.Postgres is not null ? "PostgreSQL"
+        : options.Server is not null ? "as configured on the server" : "SQLite (WAL, synchronous=FULL)";
     foreach (var name in options.Workloads)
     {
+        if (name is "w1" or "w2" or "w3")
+        {
+            peerResults.Add(name switch
+            {
+                "w1" => await workloads.W1Async(store, cts.Token),
+                "w2" => await workloads.W2Async(store, cts.Token),
+                _ => await workloads.W3Async(store, cts.Token),
+            });
+            continue;
+        }
         results.Add(name switch
         {
             "batch" => await workloads.BatchAsync(cts.Token),
@@ -64,12 +77,19 @@ try
     }
 
     Console.WriteLine();
-    Console.WriteLine(Table(results));
+    if (results.Count > 0)
+    {
+        Console.WriteLine(Table(results));
+    }
+    if (peerResults.Count > 0)
+    {
+        Console.WriteLine(PeerTable(peerResults));
+    }
     // The client's own cost, to check it stays small next to the server's.
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"client: {GC.GetTotalAllocatedBytes() / 1048576.0:#,0.0} MiB allocated in all, GCs gen0 {GC.CollectionCount(0)}, " +
         $"gen1 {GC.CollectionCount(1)}, gen2 {GC.CollectionCount(2)}, CPU {Environment.CpuUsage.TotalTime.TotalSeconds:0.0} s"));
-    return results.Any(r => r.Errors > 0) ? 1 : 0;
+    return results.Any(r => r.Errors > 0) || peerResults.Any(r => r.Errors > 0) ? 1 : 0;
 }
 catch (BenchException e)
 {
@@ -138,6 +158,19 @@ static string Table(List<WorkloadResult> results)
     {
         sb.AppendLine(CultureInfo.InvariantCulture,
             $"| {r.Name} | {r.Concurrency} | {r.BatchSize} | {r.Jobs} | `{{\"n\": i}}` | {r.Duration} | {r.Throughput} | {r.Latency} | {r.Errors} |");
+    }
+    return sb.ToString();
+}
+
+static string PeerTable(List<PeerResult> results)
+{
+    var sb = new StringBuilder();
+    sb.AppendLine("| workload | store | durability | concurrency | batch size | measured | figures | errors |");
+    sb.AppendLine("|---|---|---|---|---|---|---|---|");
+    foreach (var r in results)
+    {
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"| {r.Name} | {r.Store} | fsync on (durable commit before the 2xx) | {r.Concurrency} | {r.BatchSize} | {r.Measured} | {r.Figures} | {r.Errors} |");
     }
     return sb.ToString();
 }

@@ -29,7 +29,7 @@ internal sealed partial class ServerHost : IAsyncDisposable
     [GeneratedRegex(@"Conveyor listening on (?<url>https?://\S+)")]
     private static partial Regex ListeningLine();
 
-    public static async Task<ServerHost> StartAsync(string? conveyorPath, bool keepData, CancellationToken ct)
+    public static async Task<ServerHost> StartAsync(string? conveyorPath, bool keepData, string? postgres, CancellationToken ct)
     {
         var target = conveyorPath ?? FindConveyorDll()
             ?? throw new BenchException(
@@ -65,7 +65,13 @@ internal sealed partial class ServerHost : IAsyncDisposable
         {
             psi.ArgumentList.Add(a);
         }
-        var description = $"{psi.FileName} {string.Join(' ', psi.ArgumentList)}";
+        if (postgres is not null)
+        {
+            psi.ArgumentList.Add("--postgres");
+            psi.ArgumentList.Add(postgres);
+        }
+        // The description is printed: do not show a Postgres password.
+        var description = $"{psi.FileName} {string.Join(' ', psi.ArgumentList.Select(a => ReferenceEquals(a, postgres) ? "\"<connection string>\"" : a))}";
 
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         var host = new ServerHost(process, dataDir, keepData, description);

@@ -13,7 +13,7 @@ internal sealed record WorkloadResult(
 /// The three workloads. Each measures on its own fresh queue after a warm-up on another fresh queue,
 /// and every loop is bounded by a job count or a deadline.
 /// </summary>
-internal sealed class Workloads(HttpClient http, Uri server, BenchOptions options, string runId)
+internal sealed partial class Workloads(HttpClient http, Uri server, BenchOptions options, string runId)
 {
     private const string Payload = "{\"n\": i}";
 
@@ -342,6 +342,8 @@ internal sealed class LeasedJobs(int capacity)
 {
     public long[] Ids { get; private set; } = new long[capacity];
     public long[] CreatedTicks { get; private set; } = new long[capacity];
+    /// <summary>The payload's "n" (-1 when missing).</summary>
+    public long[] Seq { get; private set; } = new long[capacity];
     private int[] _tokenStart = new int[capacity];
     private int[] _tokenLength = new int[capacity];
     private byte[] _tokens = new byte[capacity * 64];
@@ -360,7 +362,7 @@ internal sealed class LeasedJobs(int capacity)
         }
         while (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
         {
-            long id = 0, created = 0;
+            long id = 0, created = 0, seq = -1;
             int tokenStart = 0, tokenLength = -1;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
@@ -375,6 +377,28 @@ internal sealed class LeasedJobs(int capacity)
                     if (reader.TokenType == JsonTokenType.String && reader.TryGetDateTimeOffset(out var at))
                     {
                         created = at.UtcTicks;
+                    }
+                }
+                else if (reader.ValueTextEquals("payload"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.StartObject)
+                    {
+                        reader.Skip();
+                        continue;
+                    }
+                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        var isN = reader.ValueTextEquals("n"u8);
+                        reader.Read();
+                        if (isN && reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var n))
+                        {
+                            seq = n;
+                        }
+                        else
+                        {
+                            reader.Skip();
+                        }
                     }
                 }
                 else if (reader.ValueTextEquals("lease"u8))
@@ -412,7 +436,7 @@ internal sealed class LeasedJobs(int capacity)
             {
                 throw new BenchException($"leased job {id} has no lease.token.");
             }
-            Add(id, created, tokenStart, tokenLength);
+            Add(id, created, seq, tokenStart, tokenLength);
         }
     }
 
@@ -432,18 +456,20 @@ internal sealed class LeasedJobs(int capacity)
         w.WriteEndObject();
     }
 
-    private void Add(long id, long created, int tokenStart, int tokenLength)
+    private void Add(long id, long created, long seq, int tokenStart, int tokenLength)
     {
         if (Count == Ids.Length)
         {
             var size = Count * 2;
             Ids = Resized(Ids, size);
             CreatedTicks = Resized(CreatedTicks, size);
+            Seq = Resized(Seq, size);
             _tokenStart = Resized(_tokenStart, size);
             _tokenLength = Resized(_tokenLength, size);
         }
         Ids[Count] = id;
         CreatedTicks[Count] = created;
+        Seq[Count] = seq;
         _tokenStart[Count] = tokenStart;
         _tokenLength[Count] = tokenLength;
         Count++;

@@ -1,0 +1,304 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Conveyor.Bench;
+
+/// <summary>One row of the issue-8 table (W1/W2/W3, the peers' workloads).</summary>
+internal sealed record PeerResult(string Name, string Store, string Concurrency, string BatchSize, string Measured, string Figures, long Errors);
+
+/// <summary>The three workloads of issue 8, defined as in ../shared/peers (W1 bulk, W2 steady, W3 sustained).</summary>
+internal sealed partial class Workloads
+{
+    private const int W1BatchSize = 1000;
+    private const int W1LeaseMax = 1000;
+    private const int W1EnqueueConcurrency = 4;
+    private const int W3Producers = 8;
+    private const double W2DefaultRate = 500;
+    private const double W2Seconds = 20;
+    private const double W3Seconds = 30;
+
+    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+
+    // ------------------------------------------------------------------ W1 bulk
+
+    public async Task<PeerResult> W1Async(string store, CancellationToken ct)
+    {
+        var concurrency = options.Concurrency ?? W1EnqueueConcurrency;
+        var workers = options.Workers;
+        if (options.WarmupSeconds > 0)
+        {
+            await RunW1Async(Queue("w1", warm: true), Math.Max(W1BatchSize, options.Jobs / 10), concurrency, workers, new ErrorLog(), ct);
+        }
+        var errors = new ErrorLog();
+        var r = await RunW1Async(Queue("w1", warm: false), options.Jobs, concurrency, workers, errors, ct);
+        var enqueueRate = r.Enqueued / r.EnqueueSeconds;
+        var processRate = r.Completed / r.ProcessSeconds;
+        var total = r.EnqueueSeconds + r.ProcessSeconds;
+        Console.WriteLine(Inv(
+            $"w1:     enqueued {N(r.Enqueued)} in {r.EnqueueSeconds:0.000} s -> {Rate(enqueueRate)}; processed {N(r.Completed)} in {r.ProcessSeconds:0.000} s -> {Rate(processRate)}; total {total:0.000} s (errors {errors.Count})"));
+        return new PeerResult("W1 bulk", store,
+            Inv($"enqueue {concurrency} requests in flight; {workers} workers (lease max {W1LeaseMax} + one ack per lease)"),
+            Inv($"{W1BatchSize} (batch endpoint)"),
+            Inv($"{N(r.Enqueued)} jobs"),
+            Inv($"enqueue {Rate(enqueueRate)}, processing {Rate(processRate)}, total {total:0.00} s"),
+            errors.Count);
+    }
+
+    private sealed record W1Run(long Enqueued, double EnqueueSeconds, long Completed, double ProcessSeconds);
+
+    /// <summary>Enqueue phase (batches), then processing phase (workers start when the enqueue phase ends).</summary>
+    private async Task<W1Run> RunW1Async(string queue, int jobs, int concurrency, int workers, ErrorLog errors, CancellationToken ct)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var enqueued = await EnqueueBatchesAsync(queue, jobs, W1BatchSize, concurrency, long.MaxValue, errors, ct);
+        var enqueueSeconds = Since(start);
+
+        var leaseUrl = Url($"/v1/queues/{queue}/lease");
+        var ackUrl = Url("/v1/jobs/ack");
+        long completed = 0;
+        long lastAck = 0;
+        using var done = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        // Bounded: at most 120 s of processing.
+        done.CancelAfter(TimeSpan.FromSeconds(120));
+        var processStart = Stopwatch.GetTimestamp();
+
+        async Task Work(int index)
+        {
+            var conn = new Connection(http, errors);
+            var leased = new LeasedJobs(W1LeaseMax);
+            var worker = $"bench-w1-{index}";
+            try
+            {
+                while (Interlocked.Read(ref completed) < enqueued)
+                {
+                    WriteLease(conn.Body(), W1LeaseMax, 1000, worker);
+                    if (await conn.PostAsync(leaseUrl, done.Token) != 200)
+                    {
+                        continue;
+                    }
+                    leased.Parse(conn.Response);
+                    if (leased.Count == 0)
+                    {
+                        continue;
+                    }
+                    leased.WriteAck(conn.Body());
+                    if (await conn.PostAsync(ackUrl, done.Token) != 200)
+                    {
+                        continue;
+                    }
+                    var ok = CountOk(conn.Response);
+                    if (ok != leased.Count)
+                    {
+                        errors.Add($"ack of {leased.Count} jobs: only {ok} answered 200");
+                    }
+                    if (Interlocked.Add(ref completed, ok) >= enqueued)
+                    {
+                        Interlocked.Exchange(ref lastAck, Stopwatch.GetTimestamp());
+                        await done.CancelAsync(); // wakes the other workers' long-polls
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (done.IsCancellationRequested && !ct.IsCancellationRequested)
+            {
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, workers).Select(i => Task.Run(() => Work(i), ct)));
+        if (Interlocked.Read(ref completed) < enqueued)
+        {
+            errors.Add($"w1: only {completed} of {enqueued} jobs were processed within 120 s");
+            lastAck = Stopwatch.GetTimestamp();
+        }
+        var processSeconds = Stopwatch.GetElapsedTime(processStart, lastAck).TotalSeconds;
+        return new W1Run(enqueued, enqueueSeconds, completed, processSeconds);
+    }
+
+    private static void WriteLease(System.Text.Json.Utf8JsonWriter w, int max, int waitMs, string worker)
+    {
+        w.WriteStartObject();
+        w.WriteNumber("max"u8, max);
+        w.WriteNumber("lease_ms"u8, 30_000);
+        w.WriteNumber("wait_ms"u8, waitMs);
+        w.WriteString("worker"u8, worker);
+        w.WriteEndObject();
+    }
+
+    // ------------------------------------------------------------------ W2 steady
+
+    /// <summary>
+    /// Open loop: job i is issued at t0 + i/rate whatever happened to earlier calls (at most 1000 in flight).
+    /// The first warm-up seconds of jobs go to the same queue but are not measured. Latency is keyed by the
+    /// payload's n: enqueue call = answer - send, enqueue->start = the worker's receipt of the lease answer - send
+    /// (both from the client's monotonic clock, so no clock skew).
+    /// </summary>
+    public async Task<PeerResult> W2Async(string store, CancellationToken ct)
+    {
+        var rate = options.Rate > 0 ? options.Rate : W2DefaultRate;
+        var seconds = options.DurationSet ? options.DurationSeconds : W2Seconds;
+        var warmJobs = (int)(options.WarmupSeconds * rate);
+        var total = warmJobs + (int)(seconds * rate);
+        var queue = Queue("w2", warm: false);
+        var enqueueUrl = Url($"/v1/queues/{queue}/jobs");
+        var leaseUrl = Url($"/v1/queues/{queue}/lease");
+        var ackUrl = Url("/v1/jobs/ack");
+        var errors = new ErrorLog();
+        var sent = new long[total];
+        var answered = new long[total];
+        var received = new long[total];
+        long receivedCount = 0;
+        using var stopWorker = CancellationTokenSource.CreateLinkedTokenSource(ct);
+
+        async Task Work()
+        {
+            var conn = new Connection(http, errors);
+            var leased = new LeasedJobs(W1LeaseMax);
+            try
+            {
+                while (true)
+                {
+                    WriteLease(conn.Body(), W1LeaseMax, 1000, "bench-w2");
+                    var status = await conn.PostAsync(leaseUrl, stopWorker.Token);
+                    var now = Stopwatch.GetTimestamp();
+                    if (status != 200)
+                    {
+                        continue;
+                    }
+                    leased.Parse(conn.Response);
+                    for (var i = 0; i < leased.Count; i++)
+                    {
+                        var seq = leased.Seq[i];
+                        if (seq >= 0 && seq < total)
+                        {
+                            received[seq] = now;
+                        }
+                    }
+                    Interlocked.Add(ref receivedCount, leased.Count);
+                    if (leased.Count > 0)
+                    {
+                        leased.WriteAck(conn.Body());
+                        await conn.PostAsync(ackUrl, stopWorker.Token);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stopWorker.IsCancellationRequested && !ct.IsCancellationRequested)
+            {
+            }
+        }
+
+        var worker = Task.Run(Work, ct);
+        await Task.Delay(1000, ct); // the worker is connected and idle first, as for the peers
+
+        var pool = new ConcurrentBag<Connection>();
+        using var inFlight = new SemaphoreSlim(1000);
+        var calls = new List<Task>(total);
+        var t0 = Stopwatch.GetTimestamp();
+
+        async Task Send(int i)
+        {
+            try
+            {
+                if (!pool.TryTake(out var conn))
+                {
+                    conn = new Connection(http, errors);
+                }
+                WriteJob(conn.Body(), i);
+                sent[i] = Stopwatch.GetTimestamp();
+                var status = await conn.PostAsync(enqueueUrl, ct);
+                if (status is 200 or 201)
+                {
+                    answered[i] = Stopwatch.GetTimestamp();
+                }
+                pool.Add(conn);
+            }
+            finally
+            {
+                inFlight.Release();
+            }
+        }
+
+        for (var i = 0; i < total; i++)
+        {
+            var due = t0 + (long)(i / rate * Stopwatch.Frequency);
+            // Sleep (no spinning: the client shares the 2 cores with the server) until the job is due; the
+            // timer may fire up to ~1 ms late, which only delays the send, since latency is measured from it.
+            while (Stopwatch.GetTimestamp() < due)
+            {
+                var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(1, Math.Ceiling(wait.TotalMilliseconds))), ct);
+            }
+            await inFlight.WaitAsync(ct);
+            calls.Add(Send(i));
+        }
+        var issueSeconds = Since(t0);
+        await Task.WhenAll(calls);
+
+        // Wait (at most 10 s) until the worker has seen every job, then stop it.
+        var until = Stopwatch.GetTimestamp() + 10 * Stopwatch.Frequency;
+        while (Interlocked.Read(ref receivedCount) < total && Stopwatch.GetTimestamp() < until)
+        {
+            await Task.Delay(20, ct);
+        }
+        await stopWorker.CancelAsync();
+        await worker;
+
+        var enqueueLatency = new LatencyRecorder();
+        var startLatency = new LatencyRecorder();
+        long missing = 0;
+        for (var i = warmJobs; i < total; i++)
+        {
+            if (answered[i] > 0)
+            {
+                enqueueLatency.AddStopwatchTicks(answered[i] - sent[i]);
+            }
+            if (received[i] > 0 && sent[i] > 0)
+            {
+                startLatency.AddStopwatchTicks(received[i] - sent[i]);
+            }
+            else
+            {
+                missing++;
+            }
+        }
+        if (missing > 0)
+        {
+            errors.Add($"w2: {missing} measured jobs never reached the worker");
+        }
+        var enq = LatencyRecorder.Summarize([enqueueLatency]);
+        var e2e = LatencyRecorder.Summarize([startLatency]);
+        var achieved = total / issueSeconds;
+        Console.WriteLine(Inv(
+            $"w2:     {N(total - warmJobs)} measured jobs at {achieved:0.0}/s issued (target {rate}/s); enqueue call {enq.Describe()}; enqueue->start {e2e.Describe()} (errors {errors.Count})"));
+        return new PeerResult("W2 steady", store,
+            Inv($"open loop {rate:#,0} jobs/s (≤ 1000 calls in flight), 1 worker (lease max {W1LeaseMax}, wait_ms 1000)"),
+            "1 (single-job endpoint)",
+            Inv($"{options.WarmupSeconds:0.#} s warm-up + {seconds:0.#} s = {N(total - warmJobs)} measured jobs, issued at {achieved:#,0.0}/s"),
+            Inv($"enqueue call p50 {LatencySummary.Ms(enq.Percentile(50))}, p99 {LatencySummary.Ms(enq.Percentile(99))}; enqueue→start p50 {LatencySummary.Ms(e2e.Percentile(50))}, p99 {LatencySummary.Ms(e2e.Percentile(99))}, max {LatencySummary.Ms(e2e.Max)}"),
+            errors.Count);
+    }
+
+    // ------------------------------------------------------------------ W3 sustained
+
+    public async Task<PeerResult> W3Async(string store, CancellationToken ct)
+    {
+        var producers = options.Concurrency ?? W3Producers;
+        var seconds = options.DurationSet ? options.DurationSeconds : W3Seconds;
+        var inner = new Workloads(http, server, options with { Rate = 0 }, runId);
+        if (options.WarmupSeconds > 0)
+        {
+            await inner.RunEndToEndAsync(Queue("w3", warm: true), producers, 1, options.WarmupSeconds, new ErrorLog(), ct);
+        }
+        var errors = new ErrorLog();
+        var r = await inner.RunEndToEndAsync(Queue("w3", warm: false), producers, 1, seconds, errors, ct);
+        var completedRate = r.Completed / r.Seconds;
+        var enqueuedRate = r.Enqueued / r.Seconds;
+        Console.WriteLine(Inv(
+            $"w3:     {N(r.Completed)} completed in {r.Seconds:0.#} s -> {Rate(completedRate)} (enqueued {Rate(enqueuedRate)}, backlog {N(r.Enqueued - r.Completed)}) (errors {errors.Count})"));
+        return new PeerResult("W3 sustained", store,
+            Inv($"{producers} single-job producer loops, {options.Workers} workers (lease max {options.LeaseMax} + one ack per lease)"),
+            "1 (single-job endpoint)",
+            Inv($"{seconds:0.#} s"),
+            Inv($"completed {Rate(completedRate)} (enqueued {Rate(enqueuedRate)}, backlog {N(r.Enqueued - r.Completed)})"),
+            errors.Count);
+    }
+}
