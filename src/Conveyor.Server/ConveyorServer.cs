@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 
 namespace Conveyor.Server;
 
-/// <summary>Builds and runs the HTTP server on the embedded store. The CLI's <c>serve</c> and the tests start it here.</summary>
+/// <summary>Builds and runs the HTTP server on the SQLite or PostgreSQL store. The CLI's <c>serve</c> and the tests start it here.</summary>
 public static class ConveyorServer
 {
     /// <summary>Starts the server and returns once it is listening.</summary>

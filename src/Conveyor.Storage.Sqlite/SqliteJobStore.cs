@@ -232,28 +232,30 @@ public sealed class SqliteJobStore : IJobStore
         return jobs;
     }
 
-    public ValueTask<Job?> JobGetAsync(long id, CancellationToken cancellationToken)
+    // SQLite reads are synchronous; the async contract methods wrap these, and the store's own callers use them directly.
+    private Job? GetOne(long id) => Read(reader =>
     {
-        var job = Read(reader =>
-        {
-            var command = reader.Command(SqliteReader.ById);
-            command.Parameters.AddWithValue("$id", id);
-            return ReadJobs(reader, command).FirstOrDefault();
-        });
-        return ValueTask.FromResult(job);
+        var command = reader.Command(SqliteReader.ById);
+        command.Parameters.AddWithValue("$id", id);
+        return ReadJobs(reader, command).FirstOrDefault();
+    });
+
+    private List<Job> GetMany(IReadOnlyList<long> ids) => ids.Count == 0 ? [] : Read(reader =>
+    {
+        var command = reader.Command(SqliteReader.ByIds);
+        command.Parameters.AddWithValue("$ids", RowMapper.IdsToJson(ids));
+        return ReadJobs(reader, command);
+    });
+
+    private List<QueueInfo> ListQueues()
+    {
+        lock (_index.Gate) return _index.Queues.OrderBy(q => q.Name, StringComparer.Ordinal).Select(Info).ToList();
     }
 
-    public ValueTask<IReadOnlyList<Job>> JobGetManyAsync(IReadOnlyList<long> ids, CancellationToken cancellationToken)
-    {
-        if (ids.Count == 0) return ValueTask.FromResult<IReadOnlyList<Job>>([]);
-        IReadOnlyList<Job> jobs = Read(reader =>
-        {
-            var command = reader.Command(SqliteReader.ByIds);
-            command.Parameters.AddWithValue("$ids", RowMapper.IdsToJson(ids));
-            return ReadJobs(reader, command);
-        });
-        return ValueTask.FromResult(jobs);
-    }
+    public ValueTask<Job?> JobGetAsync(long id, CancellationToken cancellationToken) => ValueTask.FromResult(GetOne(id));
+
+    public ValueTask<IReadOnlyList<Job>> JobGetManyAsync(IReadOnlyList<long> ids, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<IReadOnlyList<Job>>(GetMany(ids));
 
     private int? StoredStateOf(long id) => Read(reader =>
     {
@@ -273,12 +275,7 @@ public sealed class SqliteJobStore : IJobStore
 
     public ValueTask<IReadOnlyList<JobEvent>?> JobEventsAsync(long id, CancellationToken cancellationToken)
     {
-        var job = Read(reader =>
-        {
-            var command = reader.Command(SqliteReader.ById);
-            command.Parameters.AddWithValue("$id", id);
-            return ReadJobs(reader, command).FirstOrDefault();
-        });
+        var job = GetOne(id);
         if (job is null) return ValueTask.FromResult<IReadOnlyList<JobEvent>?>(null);
         var events = new List<JobEvent>
         {
@@ -326,7 +323,7 @@ public sealed class SqliteJobStore : IJobStore
             for (var offset = 0; offset < ids.Count && results.Count < limit; offset += limit)
             {
                 var chunk = ids.Skip(offset).Take(limit).ToList();
-                var jobs = JobGetManyAsync(chunk, cancellationToken).Result;
+                var jobs = GetMany(chunk);
                 foreach (var job in jobs.OrderByDescending(j => j.Id))
                 {
                     if (results.Count == limit) break;
@@ -369,18 +366,12 @@ public sealed class SqliteJobStore : IJobStore
         (query.Kind is null || job.Kind == query.Kind) && (query.Tag is null || job.Tags.Contains(query.Tag))
         && (query.Text is null || (job.PayloadJson?.Contains(query.Text, StringComparison.Ordinal) ?? false));
 
-    public ValueTask<IReadOnlyList<QueueInfo>> QueueListAsync(CancellationToken cancellationToken)
-    {
-        lock (_index.Gate)
-        {
-            IReadOnlyList<QueueInfo> queues = _index.Queues.OrderBy(q => q.Name, StringComparer.Ordinal).Select(Info).ToList();
-            return ValueTask.FromResult(queues);
-        }
-    }
+    public ValueTask<IReadOnlyList<QueueInfo>> QueueListAsync(CancellationToken cancellationToken) =>
+        ValueTask.FromResult<IReadOnlyList<QueueInfo>>(ListQueues());
 
     public ValueTask<StoreStats> StatsAsync(CancellationToken cancellationToken)
     {
-        var queues = QueueListAsync(cancellationToken).Result;
+        var queues = ListQueues();
         return ValueTask.FromResult(new StoreStats(queues, Interlocked.Read(ref _enqueued), Interlocked.Read(ref _completed),
             Interlocked.Read(ref _failed)));
     }
@@ -412,7 +403,7 @@ public sealed class SqliteJobStore : IJobStore
             if (picked.Count > 0)
             {
                 // Answer in lease order (priority, run_at, id), not in the id order the read returns.
-                var byId = (await JobGetManyAsync(picked.Select(j => j.Id).ToList(), cancellationToken).ConfigureAwait(false)).ToDictionary(j => j.Id);
+                var byId = GetMany(picked.Select(j => j.Id).ToList()).ToDictionary(j => j.Id);
                 return picked.Select(j => byId[j.Id]).ToList();
             }
             if (waiter is null) return [];
@@ -539,7 +530,7 @@ public sealed class SqliteJobStore : IJobStore
                 lock (_index.Gate) _index.RemoveFinishWaiter(id, waiter);
             }
         }
-        return await JobGetAsync(id, cancellationToken).ConfigureAwait(false);
+        return GetOne(id);
     }
 
     public async ValueTask<JobOutcome> JobRetryAsync(long id, CancellationToken cancellationToken) =>
