@@ -1,7 +1,6 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Conveyor.Client;
-using Conveyor.Examples.Producer;
+using Conveyor.Examples.Contracts;
 using Microsoft.Extensions.DependencyInjection;
 
 // The producer side of the sample: enqueues emails (one, then a batch) and asks the worker for quotes over RPC.
@@ -68,20 +67,4 @@ catch (ConveyorException error)
 {
     Console.Error.WriteLine($"error: {error.Message}");
     return error.IsTransient ? 3 : 1;
-}
-
-namespace Conveyor.Examples.Producer
-{
-    // The same shapes as the worker's; in a real application both sides would share one contracts assembly.
-    public sealed record SendEmail(string To, string Subject);
-
-    public sealed record QuoteRequest(string Product, int Quantity);
-
-    public sealed record QuoteAnswer(string Product, int Quantity, decimal Total);
-
-    [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
-    [JsonSerializable(typeof(SendEmail))]
-    [JsonSerializable(typeof(QuoteRequest))]
-    [JsonSerializable(typeof(QuoteAnswer))]
-    internal sealed partial class ExampleJson : JsonSerializerContext;
 }

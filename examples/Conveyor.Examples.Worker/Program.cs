@@ -1,6 +1,6 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Conveyor.Client;
+using Conveyor.Examples.Contracts;
 using Conveyor.Examples.Worker;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -32,18 +32,6 @@ await builder.Build().RunAsync();
 
 namespace Conveyor.Examples.Worker
 {
-    public sealed record SendEmail(string To, string Subject);
-
-    public sealed record QuoteRequest(string Product, int Quantity);
-
-    public sealed record QuoteAnswer(string Product, int Quantity, decimal Total);
-
-    [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
-    [JsonSerializable(typeof(SendEmail))]
-    [JsonSerializable(typeof(QuoteRequest))]
-    [JsonSerializable(typeof(QuoteAnswer))]
-    internal sealed partial class ExampleJson : JsonSerializerContext;
-
     public interface IMailer
     {
         Task SendAsync(string to, string subject, CancellationToken cancellationToken);
