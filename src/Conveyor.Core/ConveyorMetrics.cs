@@ -30,6 +30,12 @@ public static class ConveyorMetrics
     private static readonly Histogram<double> CommitDuration = Meter.CreateHistogram<double>(
         "conveyor.store.commit.duration", "s", "Time to apply and durably commit one store transaction.");
 
+    private static readonly Histogram<double> Delivery = Meter.CreateHistogram<double>(
+        "conveyor.delivery.duration", "s", "Push deliveries to one destination (webhook or RabbitMQ), by type and outcome (ok, failed).");
+
+    public static void Delivered(string queue, string type, bool ok, double seconds) =>
+        Delivery.Record(Math.Max(0, seconds), new TagList { { "queue", queue }, { "type", type }, { "outcome", ok ? "ok" : "failed" } });
+
     public static void JobEnqueued(string queue, string kind) =>
         Enqueued.Add(1, new TagList { { "queue", queue }, { "kind", kind } });
 

@@ -22,6 +22,8 @@ public sealed class Job
     /// <summary>The errors of failed attempts as a raw JSON array, oldest first, or null.</summary>
     public string? ErrorsJson { get; init; }
     public string? TraceParent { get; init; }
+    /// <summary>Push delivery destinations as a raw JSON array, or null.</summary>
+    public string? DestinationsJson { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
     public required DateTimeOffset UpdatedAt { get; init; }
     public DateTimeOffset? StartedAt { get; init; }

@@ -14,6 +14,8 @@ public sealed record NewJob
     public string? PartitionKey { get; init; }
     public IReadOnlyList<string> Tags { get; init; } = [];
     public string? TraceParent { get; init; }
+    /// <summary>Push delivery: a JSON array of destinations the server's dispatcher delivers the payload to, or null (workers lease it).</summary>
+    public string? DestinationsJson { get; init; }
 }
 
 /// <summary>Outcome of inserting one job. <see cref="CreatedAt"/> is the insert time (the original job's for a replay: read it back).</summary>
@@ -36,6 +38,7 @@ public static class NewJobExtensions
         PartitionKey = job.PartitionKey,
         Tags = job.Tags,
         TraceParent = job.TraceParent,
+        DestinationsJson = job.DestinationsJson,
         CreatedAt = inserted.CreatedAt,
         UpdatedAt = inserted.CreatedAt,
     };
@@ -66,8 +69,9 @@ public sealed record AckRequest
     public static AckRequest Complete(long id, string? token, string? resultJson = null) =>
         new() { Id = id, LeaseToken = token, Kind = AckKind.Complete, ResultJson = resultJson };
 
-    public static AckRequest Fail(long id, string? token, string error, string? stack = null, TimeSpan? retryIn = null, bool dead = false) =>
-        new() { Id = id, LeaseToken = token, Kind = AckKind.Fail, Error = error, Stack = stack, RetryIn = retryIn, Dead = dead };
+    /// <summary>A failed attempt. A non-null <paramref name="resultJson"/> replaces the job's result (push delivery records there which destinations already succeeded).</summary>
+    public static AckRequest Fail(long id, string? token, string error, string? stack = null, TimeSpan? retryIn = null, bool dead = false, string? resultJson = null) =>
+        new() { Id = id, LeaseToken = token, Kind = AckKind.Fail, Error = error, Stack = stack, RetryIn = retryIn, Dead = dead, ResultJson = resultJson };
 
     public static AckRequest Release(long id, string? token) => new() { Id = id, LeaseToken = token, Kind = AckKind.Release };
 }
@@ -145,6 +149,15 @@ public sealed record QueueSettings
 
     /// <summary>How long finished jobs (completed, dead, cancelled) and their history are kept before deletion.</summary>
     public TimeSpan? Retention { get; init; }
+
+    /// <summary>
+    /// Push queue: the server's dispatcher delivers its jobs to their destinations and workers cannot lease from it.
+    /// Set by itself when the first job with destinations enters a new queue.
+    /// </summary>
+    public bool Push { get; init; }
+
+    /// <summary>Default destinations (a JSON array) for jobs of a push queue that name none; null for none.</summary>
+    public string? DestinationsJson { get; init; }
 }
 
 /// <summary>A cron schedule: each occurrence enqueues one job made from <see cref="Template"/> (whose queue is the target).</summary>

@@ -62,6 +62,12 @@ public static class ConveyorServer
             }, sp.GetRequiredService<ILoggerFactory>()));
             builder.Services.AddHostedService(sp => sp.GetRequiredService<Amqp.AmqpIngest>());
         }
+        // Push delivery: the dispatcher delivers jobs of push queues to their webhook and RabbitMQ destinations.
+        builder.Services.AddSingleton<Delivery.PushQueues>();
+        builder.Services.AddSingleton<Delivery.HttpDeliverer>();
+        builder.Services.AddSingleton<Delivery.AmqpDeliverer>();
+        builder.Services.AddSingleton<Delivery.DeliveryDispatcher>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Delivery.DeliveryDispatcher>());
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
         {
             // An unreachable store is worth a sentence (retry later); a bug is not worth leaking internals for.

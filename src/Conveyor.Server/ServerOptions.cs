@@ -57,6 +57,21 @@ public sealed class ServerOptions
     /// <summary>How often the cron scheduler looks for due occurrences.</summary>
     public TimeSpan SchedulerInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Push deliveries in flight at once across all push queues (docs/delivery.md).</summary>
+    public int DeliveryConcurrency { get; init; } = 64;
+
+    /// <summary>How long one delivery may take when its destination sets no <c>timeout_ms</c>.</summary>
+    public TimeSpan DeliveryTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Backoff after the first failed delivery; doubles with each attempt (with jitter), up to an hour.</summary>
+    public TimeSpan DeliveryRetryBase { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How often the dispatcher looks for push queues made elsewhere (another server on the same PostgreSQL).</summary>
+    public TimeSpan DeliveryDiscoveryInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Environment variables that destination headers may name as <c>{{NAME}}</c>; no others can be read.</summary>
+    public IReadOnlyList<string> DeliverySecrets { get; init; } = [];
+
     /// <summary>Time source for the store; tests pass a fake.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -83,6 +98,10 @@ public sealed class ServerOptions
         if (Ingest.Count > 0 && AmqpUri is null)
             throw new ArgumentException("--ingest needs the RabbitMQ broker to consume from: add --amqp amqp://user:password@host:5672/ (or CONVEYOR_AMQP).");
         if (Ingest.Count > 0) new Amqp.AmqpIngestOptions { Uri = AmqpUri!, Routes = Ingest }.Validate();
+        if (DeliveryConcurrency is < 1 or > 10_000) throw new ArgumentException($"--delivery-concurrency must be between 1 and 10000, not {DeliveryConcurrency}.");
+        if (DeliveryTimeout <= TimeSpan.Zero || DeliveryTimeout > TimeSpan.FromMinutes(5))
+            throw new ArgumentException($"--delivery-timeout must be above 0 and at most 5 minutes, not {DeliveryTimeout}.");
+        if (DeliveryRetryBase <= TimeSpan.Zero) throw new ArgumentException($"--delivery-backoff must be above 0, not {DeliveryRetryBase}.");
         if (MaxBodyBytes < MaxJobBytes) throw new ArgumentException($"--max-body-bytes ({MaxBodyBytes}) must be at least --max-job-bytes ({MaxJobBytes}).");
     }
 }

@@ -24,7 +24,7 @@ namespace Conveyor.Storage.Postgres;
 public sealed partial class PostgresJobStore
 {
     /// <summary>Index of the "queue has limits" flag after the job columns of <see cref="JobsSql.Lease"/>.</summary>
-    private const int LeaseLimitedColumn = 23;
+    private const int LeaseLimitedColumn = 24;
 
     /// <summary>Queues last seen with a concurrency or rate limit (a set: the value is unused). Few entries: limited queues only.</summary>
     private readonly ConcurrentDictionary<string, byte> _limitedQueues = new(StringComparer.Ordinal);
@@ -142,6 +142,8 @@ public sealed partial class PostgresJobStore
                 {
                     TypedValue = settings.Retention is { } keep ? (long)keep.TotalMilliseconds : null,
                 });
+                configure.Parameters.AddWithValue("push", settings.Push);
+                configure.Parameters.Add(new NpgsqlParameter<string?>("destinations", NpgsqlDbType.Text) { TypedValue = settings.DestinationsJson });
                 // Limits raised or removed: waiting leases on every server look again.
                 batch.BatchCommands.Add(NotifyCommand([queue]));
                 await batch.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
@@ -153,15 +155,18 @@ public sealed partial class PostgresJobStore
         }, cancellationToken);
     }
 
-    /// <summary>Reads max_running, rate_per_second and retention_ms from consecutive columns.</summary>
+    /// <summary>Reads max_running, rate_per_second, retention_ms, push and destinations from consecutive columns.</summary>
     private static QueueSettings ReadSettings(NpgsqlDataReader r, int first)
     {
-        if (r.IsDBNull(first) && r.IsDBNull(first + 1) && r.IsDBNull(first + 2)) return QueueSettings.None;
+        var push = r.GetBoolean(first + 3);
+        if (r.IsDBNull(first) && r.IsDBNull(first + 1) && r.IsDBNull(first + 2) && !push && r.IsDBNull(first + 4)) return QueueSettings.None;
         return new QueueSettings
         {
             MaxRunning = r.IsDBNull(first) ? null : r.GetInt32(first),
             RatePerSecond = r.IsDBNull(first + 1) ? null : r.GetDouble(first + 1),
             Retention = r.IsDBNull(first + 2) ? null : TimeSpan.FromMilliseconds(r.GetInt64(first + 2)),
+            Push = push,
+            DestinationsJson = r.IsDBNull(first + 4) ? null : r.GetString(first + 4),
         };
     }
 

@@ -229,6 +229,7 @@ public sealed partial class PostgresJobStore : IJobStore
         var partitions = new List<string?>(total);
         var tags = new List<string?>(total);
         var traces = new List<string?>(total);
+        var destinations = new List<string?>(total);
         // Where each request's job went: a row index, or the row of the first job with the same idempotency key.
         var rowOf = new int[total];
         var duplicateOf = new Dictionary<(string, string), int>();
@@ -262,6 +263,7 @@ public sealed partial class PostgresJobStore : IJobStore
                 partitions.Add(job.PartitionKey);
                 tags.Add(job.Tags.Count == 0 ? null : JsonText.StringArray(job.Tags));
                 traces.Add(job.TraceParent);
+                destinations.Add(job.DestinationsJson);
                 if (job.PartitionKey is { } partition) partitionLocks.Add(job.Queue + "\u001f" + partition);
                 if (state == JobState.Available) woken.Add(job.Queue);
             }
@@ -293,6 +295,7 @@ public sealed partial class PostgresJobStore : IJobStore
             p.AddWithValue("partition_key", partitions.ToArray());
             p.AddWithValue("tags", tags.ToArray());
             p.AddWithValue("trace_parent", traces.ToArray());
+            p.AddWithValue("destinations", destinations.ToArray());
             p.AddWithValue("now", now);
             command.BatchCommands.Add(insert);
             await using var r = await command.ExecuteReaderAsync().ConfigureAwait(false);
@@ -578,8 +581,8 @@ public sealed partial class PostgresJobStore : IJobStore
         }
 
         var completes = (Ids: new List<long>(), Results: new List<string?>());
-        var retries = (Ids: new List<long>(), States: new List<short>(), RunAts: new List<DateTimeOffset>(), Errors: new List<string>());
-        var deads = (Ids: new List<long>(), Errors: new List<string>());
+        var retries = (Ids: new List<long>(), States: new List<short>(), RunAts: new List<DateTimeOffset>(), Errors: new List<string>(), Results: new List<string?>());
+        var deads = (Ids: new List<long>(), Errors: new List<string>(), Results: new List<string?>());
         var releases = new List<long>();
         var events = new EventRows();
         var woken = new HashSet<string>(StringComparer.Ordinal);
@@ -621,6 +624,7 @@ public sealed partial class PostgresJobStore : IJobStore
                     {
                         deads.Ids.Add(ack.Id);
                         deads.Errors.Add(error);
+                        deads.Results.Add(ack.ResultJson);
                         row.State = JobState.Dead;
                     }
                     else
@@ -631,6 +635,7 @@ public sealed partial class PostgresJobStore : IJobStore
                         retries.States.Add((short)next);
                         retries.RunAts.Add(runAt);
                         retries.Errors.Add(error);
+                        retries.Results.Add(ack.ResultJson);
                         row.State = next;
                         row.Token = null;
                         if (next == JobState.Available) woken.Add(row.Queue);
@@ -662,12 +667,14 @@ public sealed partial class PostgresJobStore : IJobStore
                 c.Parameters.AddWithValue("states", retries.States.ToArray());
                 c.Parameters.AddWithValue("run_ats", retries.RunAts.ToArray());
                 c.Parameters.AddWithValue("errors", retries.Errors.ToArray());
+                c.Parameters.AddWithValue("results", retries.Results.ToArray());
             }
             if (deads.Ids.Count > 0)
             {
                 var c = Add(batch, _sql.DeadSet, now);
                 c.Parameters.AddWithValue("ids", deads.Ids.ToArray());
                 c.Parameters.AddWithValue("errors", deads.Errors.ToArray());
+                c.Parameters.AddWithValue("results", deads.Results.ToArray());
             }
             if (releases.Count > 0)
             {
@@ -929,6 +936,7 @@ public sealed partial class PostgresJobStore : IJobStore
                 ? new JobLease(r.GetString(19), r.IsDBNull(20) ? null : r.GetString(20), r.GetFieldValue<DateTimeOffset>(21))
                 : null,
             ProgressJson = r.IsDBNull(22) ? null : r.GetString(22),
+            DestinationsJson = r.IsDBNull(23) ? null : r.GetString(23),
         };
     }
 

@@ -137,6 +137,13 @@ internal static class Schema
             last_fired_for timestamptz
         );
         """,
+        """
+        -- Push delivery: a job's destinations, a queue's push mode and default destinations (JSON arrays).
+        ALTER TABLE {s}.jobs ADD COLUMN destinations json;
+        ALTER TABLE {s}.queues
+            ADD COLUMN push         boolean NOT NULL DEFAULT false,
+            ADD COLUMN destinations json;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -18,7 +18,7 @@ internal static class JobsSql
     public const string Columns =
         "id, queue, kind, state, payload::text, priority, run_at, attempt, max_attempts, idempotency_key, partition_key, tags, " +
         "result::text, errors::text, trace_parent, created_at, updated_at, started_at, finished_at, lease_token, lease_owner, " +
-        "lease_expires_at, progress::text";
+        "lease_expires_at, progress::text, destinations::text";
 
     public const string ById = $"SELECT {Columns} FROM {{s}}.jobs WHERE id = @id";
     public const string ByIds = $"SELECT {Columns} FROM {{s}}.jobs WHERE id = ANY(@ids) ORDER BY id";
@@ -41,16 +41,17 @@ internal static class JobsSql
         WITH input AS (
             SELECT * FROM unnest(@queue::text[], @kind::text[], @state::smallint[], @priority::int[], @run_at::timestamptz[],
                                  @max_attempts::int[], @payload::text[], @idempotency_key::text[], @partition_key::text[],
-                                 @tags::text[], @trace_parent::text[])
+                                 @tags::text[], @trace_parent::text[], @destinations::text[])
                      WITH ORDINALITY AS t(queue, kind, state, priority, run_at, max_attempts, payload, idempotency_key, partition_key,
-                                          tags, trace_parent, ord)
+                                          tags, trace_parent, destinations, ord)
         ), numbered AS (
             SELECT nextval('{s}.jobs_id_seq') AS id, input.* FROM input ORDER BY ord
         ), inserted AS (
             INSERT INTO {s}.jobs (id, queue, kind, state, priority, run_at, max_attempts, payload, idempotency_key, partition_key,
-                                  tags, trace_parent, created_at, updated_at)
+                                  tags, trace_parent, created_at, updated_at, destinations)
             SELECT id, queue, kind, state, priority, run_at, max_attempts, payload::json, idempotency_key, partition_key,
-                   CASE WHEN tags IS NULL THEN NULL ELSE ARRAY(SELECT json_array_elements_text(tags::json)) END, trace_parent, @now, @now
+                   CASE WHEN tags IS NULL THEN NULL ELSE ARRAY(SELECT json_array_elements_text(tags::json)) END, trace_parent, @now, @now,
+                   destinations::json
             FROM numbered ORDER BY id
             ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING id
@@ -209,14 +210,16 @@ internal static class JobsSql
         """;
 
     public const string RetrySet = $$"""
-        UPDATE {s}.jobs j SET state = i.state, run_at = i.run_at, errors = {{AppendError}}, updated_at = @now, {{ClearLease}}
-        FROM unnest(@ids::bigint[], @states::smallint[], @run_ats::timestamptz[], @errors::text[]) AS i(id, state, run_at, error)
+        UPDATE {s}.jobs j SET state = i.state, run_at = i.run_at, errors = {{AppendError}}, result = coalesce(i.result::json, j.result),
+            updated_at = @now, {{ClearLease}}
+        FROM unnest(@ids::bigint[], @states::smallint[], @run_ats::timestamptz[], @errors::text[], @results::text[]) AS i(id, state, run_at, error, result)
         WHERE j.id = i.id
         """;
 
     public const string DeadSet = $$"""
-        UPDATE {s}.jobs j SET state = 4, errors = {{AppendError}}, finished_at = @now, updated_at = @now, {{ClearLease}}
-        FROM unnest(@ids::bigint[], @errors::text[]) AS i(id, error) WHERE j.id = i.id
+        UPDATE {s}.jobs j SET state = 4, errors = {{AppendError}}, result = coalesce(i.result::json, j.result), finished_at = @now,
+            updated_at = @now, {{ClearLease}}
+        FROM unnest(@ids::bigint[], @errors::text[], @results::text[]) AS i(id, error, result) WHERE j.id = i.id
         """;
 
     public const string ReleaseSet = $$"""
@@ -355,18 +358,19 @@ internal static class EventsSql
 internal static class QueuesSql
 {
     public const string List = """
-        SELECT q.name, q.paused, c.state, coalesce(sum(c.n), 0)::bigint, q.max_running, q.rate_per_second, q.retention_ms
+        SELECT q.name, q.paused, c.state, coalesce(sum(c.n), 0)::bigint, q.max_running, q.rate_per_second, q.retention_ms,
+               q.push, q.destinations::text
         FROM {s}.queues q LEFT JOIN {s}.queue_counts c ON c.queue = q.name
         WHERE @name::text IS NULL OR q.name = @name
-        GROUP BY q.name, q.paused, c.state, q.max_running, q.rate_per_second, q.retention_ms
+        GROUP BY q.name, q.paused, c.state, q.max_running, q.rate_per_second, q.retention_ms, q.push, q.destinations::text
         """;
 
     /// <summary>Sets the limits and retention; like the SQLite store, new settings start with a full rate bucket.</summary>
     public const string Configure = """
-        INSERT INTO {s}.queues (name, created_at, max_running, rate_per_second, retention_ms)
-        VALUES (@name, @now, @max_running, @rate_per_second, @retention_ms)
+        INSERT INTO {s}.queues (name, created_at, max_running, rate_per_second, retention_ms, push, destinations)
+        VALUES (@name, @now, @max_running, @rate_per_second, @retention_ms, @push, @destinations::json)
         ON CONFLICT (name) DO UPDATE SET max_running = excluded.max_running, rate_per_second = excluded.rate_per_second,
-            retention_ms = excluded.retention_ms, tokens = NULL, tokens_at = NULL
+            retention_ms = excluded.retention_ms, push = excluded.push, destinations = excluded.destinations, tokens = NULL, tokens_at = NULL
         """;
 
     public const string SetPaused = """

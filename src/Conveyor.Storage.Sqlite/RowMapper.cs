@@ -64,6 +64,7 @@ internal static class RowMapper
             UpdatedAt = FromMs(r.GetInt64(16)),
             StartedAt = startedMs is { } s ? FromMs(s) : null,
             FinishedAt = r.IsDBNull(18) ? null : FromMs(r.GetInt64(18)),
+            DestinationsJson = r.IsDBNull(19) ? null : r.GetString(19),
             Lease = lease,
             ProgressJson = progress,
         };

@@ -71,6 +71,12 @@ internal static class Schema
             last_fired_for INTEGER
         ) WITHOUT ROWID;
         """,
+        """
+        -- Push delivery: a job's destinations, a queue's push mode and default destinations (JSON arrays).
+        ALTER TABLE jobs ADD COLUMN destinations TEXT;
+        ALTER TABLE queues ADD COLUMN push INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE queues ADD COLUMN destinations TEXT;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
@@ -121,5 +127,5 @@ internal static class JobsTable
 
     public const string Columns =
         "id, queue, kind, state, payload, priority, run_at, attempt, max_attempts, idempotency_key, partition_key, " +
-        "tags, result, errors, trace_parent, created_at, updated_at, started_at, finished_at";
+        "tags, result, errors, trace_parent, created_at, updated_at, started_at, finished_at, destinations";
 }

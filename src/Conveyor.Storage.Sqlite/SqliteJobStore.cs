@@ -68,7 +68,7 @@ public sealed class SqliteJobStore : IJobStore
         var now = NowMs;
         using (var q = connection.CreateCommand())
         {
-            q.CommandText = "SELECT name, paused, max_running, rate_per_second, retention_ms FROM queues";
+            q.CommandText = "SELECT name, paused, max_running, rate_per_second, retention_ms, push, destinations FROM queues";
             using var r = q.ExecuteReader();
             while (r.Read())
             {
@@ -79,6 +79,8 @@ public sealed class SqliteJobStore : IJobStore
                     MaxRunning = r.IsDBNull(2) ? null : r.GetInt32(2),
                     RatePerSecond = r.IsDBNull(3) ? null : r.GetDouble(3),
                     Retention = r.IsDBNull(4) ? null : TimeSpan.FromMilliseconds(r.GetInt64(4)),
+                    Push = r.GetInt64(5) != 0,
+                    DestinationsJson = r.IsDBNull(6) ? null : r.GetString(6),
                 };
             }
         }

@@ -27,7 +27,7 @@ internal sealed class SqliteWriter : IDisposable
         _rollback = Command("ROLLBACK");
         _insertJob = new RawStatement(connection,
             "INSERT INTO jobs (id, queue, kind, state, priority, run_at, attempt, max_attempts, payload, idempotency_key, partition_key, " +
-            "tags, trace_parent, created_at, updated_at) VALUES (?1, ?2, ?3, 0, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)");
+            "tags, trace_parent, created_at, updated_at, destinations) VALUES (?1, ?2, ?3, 0, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)");
         _findIdempotent = Command("SELECT id FROM jobs WHERE queue = $queue AND idempotency_key = $key", "$queue", "$key");
         _upsertQueue = Command("INSERT INTO queues (name, paused, created_at) VALUES ($name, 0, $now) ON CONFLICT DO NOTHING", "$name", "$now");
         _setPaused = Command(
@@ -37,12 +37,12 @@ internal sealed class SqliteWriter : IDisposable
             $"UPDATE jobs SET state = {JobsTable.Completed}, attempt = ?2, result = ?3, started_at = ?4, finished_at = ?5, updated_at = ?5 WHERE id = ?1");
         _retryLater = Command(
             "UPDATE jobs SET run_at = $run_at, attempt = $attempt, errors = json_insert(coalesce(errors, '[]'), '$[#]', json($error)), " +
-            "started_at = $started, updated_at = $now WHERE id = $id",
-            "$id", "$run_at", "$attempt", "$error", "$started", "$now");
+            "started_at = $started, updated_at = $now, result = coalesce($result, result) WHERE id = $id",
+            "$id", "$run_at", "$attempt", "$error", "$started", "$now", "$result");
         _dead = Command(
             $"UPDATE jobs SET state = {JobsTable.Dead}, attempt = $attempt, errors = json_insert(coalesce(errors, '[]'), '$[#]', json($error)), " +
-            "started_at = $started, finished_at = $now, updated_at = $now WHERE id = $id",
-            "$id", "$attempt", "$error", "$started", "$now");
+            "started_at = $started, finished_at = $now, updated_at = $now, result = coalesce($result, result) WHERE id = $id",
+            "$id", "$attempt", "$error", "$started", "$now", "$result");
         _cancel = Command(
             $"UPDATE jobs SET state = {JobsTable.Cancelled}, attempt = $attempt, finished_at = $now, updated_at = $now WHERE id = $id",
             "$id", "$attempt", "$now");
@@ -129,18 +129,18 @@ internal sealed class SqliteWriter : IDisposable
         var id = _nextId++;
         _insertJob.Bind(1, id).Bind(2, job.Queue).Bind(3, job.Kind).Bind(4, job.Priority).Bind(5, runAtMs).Bind(6, job.MaxAttempts)
             .Bind(7, job.PayloadJson).Bind(8, job.IdempotencyKey).Bind(9, job.PartitionKey).Bind(10, RowMapper.TagsToJson(job.Tags))
-            .Bind(11, job.TraceParent).Bind(12, nowMs).Execute();
+            .Bind(11, job.TraceParent).Bind(12, nowMs).Bind(13, job.DestinationsJson).Execute();
         return id;
     }
 
     public void Complete(long id, int attempt, string? resultJson, long startedMs, long nowMs) =>
         _complete.Bind(1, id).Bind(2, attempt).Bind(3, resultJson).Bind(4, startedMs).Bind(5, nowMs).Execute();
 
-    public void RetryLater(long id, int attempt, long runAtMs, string errorJson, long startedMs, long nowMs) =>
-        Run(_retryLater, id, runAtMs, attempt, errorJson, startedMs, nowMs);
+    public void RetryLater(long id, int attempt, long runAtMs, string errorJson, string? resultJson, long startedMs, long nowMs) =>
+        Run(_retryLater, id, runAtMs, attempt, errorJson, startedMs, nowMs, resultJson);
 
-    public void Dead(long id, int attempt, string errorJson, long startedMs, long nowMs) =>
-        Run(_dead, id, attempt, errorJson, startedMs, nowMs);
+    public void Dead(long id, int attempt, string errorJson, string? resultJson, long startedMs, long nowMs) =>
+        Run(_dead, id, attempt, errorJson, startedMs, nowMs, resultJson);
 
     public void Cancel(long id, int attempt, long nowMs) => Run(_cancel, id, attempt, nowMs);
 
@@ -220,11 +220,13 @@ internal sealed class SqliteWriter : IDisposable
     public void Configure(string queue, QueueSettings settings, long nowMs)
     {
         using var command = OneOff(
-            "INSERT INTO queues (name, paused, created_at, max_running, rate_per_second, retention_ms) VALUES ($name, 0, $now, $max, $rate, $retention) " +
+            "INSERT INTO queues (name, paused, created_at, max_running, rate_per_second, retention_ms, push, destinations) " +
+            "VALUES ($name, 0, $now, $max, $rate, $retention, $push, $destinations) " +
             "ON CONFLICT (name) DO UPDATE SET max_running = excluded.max_running, rate_per_second = excluded.rate_per_second, " +
-            "retention_ms = excluded.retention_ms",
+            "retention_ms = excluded.retention_ms, push = excluded.push, destinations = excluded.destinations",
             ("$name", queue), ("$now", nowMs), ("$max", settings.MaxRunning), ("$rate", settings.RatePerSecond),
-            ("$retention", settings.Retention is { } r ? (long)r.TotalMilliseconds : null));
+            ("$retention", settings.Retention is { } r ? (long)r.TotalMilliseconds : null), ("$push", settings.Push ? 1 : 0),
+            ("$destinations", settings.DestinationsJson));
         command.ExecuteNonQuery();
         if (_knownQueues.Add(queue)) _queuesAddedInTransaction.Add(queue);
     }

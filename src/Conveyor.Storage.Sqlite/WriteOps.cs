@@ -96,7 +96,7 @@ internal sealed class AckOp(IReadOnlyList<ClaimedAck> acks, RetryPolicy policy) 
             writer.Event(job.Id, startedMs, JobEventTypes.Started, JobState.Running, attempt, null);
             if (decision.NextState == JobState.Dead)
             {
-                writer.Dead(job.Id, attempt, error, startedMs, nowMs);
+                writer.Dead(job.Id, attempt, error, request.ResultJson, startedMs, nowMs);
                 writer.Event(job.Id, nowMs, JobEventTypes.Failed, JobState.Dead, attempt, message);
                 _results[i] = JobOutcome.Ok(job.Id, JobState.Dead);
             }
@@ -104,7 +104,7 @@ internal sealed class AckOp(IReadOnlyList<ClaimedAck> acks, RetryPolicy policy) 
             {
                 var runAtMs = decision.RunAt!.Value.ToUnixTimeMilliseconds();
                 _runAtMs[i] = runAtMs;
-                writer.RetryLater(job.Id, attempt, runAtMs, error, startedMs, nowMs);
+                writer.RetryLater(job.Id, attempt, runAtMs, error, request.ResultJson, startedMs, nowMs);
                 var next = JobTransitions.Waiting(decision.RunAt.Value, now);
                 writer.Event(job.Id, nowMs, JobEventTypes.Failed, next, attempt, message);
                 _results[i] = JobOutcome.Ok(job.Id, next);
@@ -193,7 +193,7 @@ internal sealed class ExpireOp(IReadOnlyList<(LiveJob Job, int Attempt, long Sta
             writer.Event(job.Id, startedMs, JobEventTypes.Started, JobState.Running, attempt, null);
             if (dead)
             {
-                writer.Dead(job.Id, attempt, RowMapper.ErrorEntry(attempt, nowMs, "lease expired", null), startedMs, nowMs);
+                writer.Dead(job.Id, attempt, RowMapper.ErrorEntry(attempt, nowMs, "lease expired", null), null, startedMs, nowMs);
                 writer.Event(job.Id, nowMs, JobEventTypes.LeaseExpired, JobState.Dead, attempt, "lease expired with no attempts left");
             }
             else

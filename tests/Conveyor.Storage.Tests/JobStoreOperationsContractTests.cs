@@ -69,6 +69,28 @@ public abstract partial class JobStoreContractTests
     }
 
     [Fact]
+    public async Task Push_settings_and_job_destinations_are_kept_and_a_failed_attempt_keeps_its_result()
+    {
+        const string destinations = """[{"type":"http","url":"http://127.0.0.1:9/hook","method":"POST"}]""";
+        var settings = new QueueSettings { Push = true, DestinationsJson = destinations, Retention = TimeSpan.Zero };
+        Assert.Equal(settings, (await Store.QueueConfigureAsync(Queue, settings, None)).Settings);
+
+        var id = await Enqueue(j => j with { DestinationsJson = destinations });
+        var leased = Assert.Single(await Lease());
+        Assert.Equal(destinations, leased.DestinationsJson);
+        // Push delivery records the destinations already delivered in the result of a failed attempt.
+        await Ack(AckRequest.Fail(id, leased.Lease!.Token, "destination 1 failed", retryIn: TimeSpan.Zero, resultJson: """{"delivered":[0]}"""));
+        var again = Assert.Single(await Lease());
+        Assert.Equal("""{"delivered":[0]}""", again.ResultJson);
+        await Ack(AckRequest.Fail(id, again.Lease!.Token, "still failing", dead: true));
+        Assert.Equal("""{"delivered":[0]}""", (await Store.JobGetAsync(id, None))!.ResultJson); // no result given: the last one stays
+
+        Store = await ReopenAsync();
+        Assert.Equal(settings, (await Store.QueueListAsync(None)).Single(q => q.Name == Queue).Settings);
+        Assert.Equal(destinations, (await Store.JobGetAsync(id, None))!.DestinationsJson);
+    }
+
+    [Fact]
     public async Task A_concurrency_limit_caps_the_running_jobs_of_a_queue()
     {
         await Store.QueueConfigureAsync(Queue, new QueueSettings { MaxRunning = 2 }, None);

@@ -137,10 +137,17 @@ internal sealed class CliApp(
         var retention = Options.String(
             "--retention", Described("Keep finished jobs this long unless their queue says otherwise (0: forever)", ServeVariables.Retention, "7d"));
         var logFormat = Options.String("--log-format", Described("Console logs as text or json", ServeVariables.LogFormat, "text"));
+        var deliverySecrets = Options.String("--delivery-secrets",
+            Described("Environment variables that push destinations may use in headers as {{NAME}}, comma-separated", ServeVariables.DeliverySecrets, "none"));
+        var deliveryConcurrency = Options.Int("--delivery-concurrency",
+            Described("Push deliveries in flight at once", ServeVariables.DeliveryConcurrency, 64), 1, 10_000);
+        var deliveryTimeout = Options.String("--delivery-timeout",
+            Described("Timeout of one push delivery when its destination sets none", ServeVariables.DeliveryTimeout, "30s"));
 
         var command = new Command("serve", "Run the Conveyor server until SIGTERM or Ctrl-C.")
         {
             host, port, data, maxJob, maxBody, postgres, postgresSchema, amqp, ingest, apiKeys, allowAnonymous, retention, logFormat,
+            deliverySecrets, deliveryConcurrency, deliveryTimeout,
         };
         command.SetAction((parseResult, cancellationToken) =>
         {
@@ -156,7 +163,8 @@ internal sealed class CliApp(
                 parseResult.GetValue(amqp),
                 parseResult.GetValue(ingest),
                 new ServeSecurity(
-                    parseResult.GetValue(apiKeys), parseResult.GetValue(allowAnonymous), parseResult.GetValue(retention), parseResult.GetValue(logFormat)));
+                    parseResult.GetValue(apiKeys), parseResult.GetValue(allowAnonymous), parseResult.GetValue(retention), parseResult.GetValue(logFormat)),
+                new ServeDelivery(parseResult.GetValue(deliverySecrets), parseResult.GetValue(deliveryConcurrency), parseResult.GetValue(deliveryTimeout)));
             return ServeCommand.RunAsync(options, runServer, cancellationToken);
         });
         return command;

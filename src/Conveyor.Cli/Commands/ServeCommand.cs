@@ -18,6 +18,9 @@ internal static class ServeVariables
     public const string AllowAnonymous = "CONVEYOR_ALLOW_ANONYMOUS";
     public const string Retention = "CONVEYOR_RETENTION";
     public const string LogFormat = "CONVEYOR_LOG_FORMAT";
+    public const string DeliverySecrets = "CONVEYOR_DELIVERY_SECRETS";
+    public const string DeliveryConcurrency = "CONVEYOR_DELIVERY_CONCURRENCY";
+    public const string DeliveryTimeout = "CONVEYOR_DELIVERY_TIMEOUT";
 
     /// <summary>Ingest routes separated by commas or spaces: <c>orders=orders,mail=email</c>.</summary>
     public const string Ingest = "CONVEYOR_INGEST";
@@ -25,6 +28,9 @@ internal static class ServeVariables
 
 /// <summary>The serve options for access, clean-up and logs, as given on the command line (null: not given).</summary>
 internal sealed record ServeSecurity(string? ApiKeys, bool AllowAnonymous, string? Retention, string? LogFormat);
+
+/// <summary>The serve options for push delivery, as given on the command line (null: not given).</summary>
+internal sealed record ServeDelivery(string? Secrets, int? Concurrency, string? Timeout);
 
 internal static class ServeCommand
 {
@@ -35,9 +41,13 @@ internal static class ServeCommand
     public static ServerOptions Resolve(
         string? host, int? port, string? dataDirectory, long? maxJobBytes, long? maxBodyBytes, EnvironmentFallback fallback,
         string? postgres = null, string? postgresSchema = null, string? amqp = null, IReadOnlyList<string>? ingest = null,
-        ServeSecurity? security = null)
+        ServeSecurity? security = null, ServeDelivery? delivery = null)
     {
         security ??= new ServeSecurity(null, false, null, null);
+        delivery ??= new ServeDelivery(null, null, null);
+        var deliveryTimeoutText = fallback.String(delivery.Timeout, ServeVariables.DeliveryTimeout, "30s");
+        if (!DurationText.TryParse(deliveryTimeoutText, out var deliveryTimeout))
+            throw new UsageException($"--delivery-timeout (or {ServeVariables.DeliveryTimeout}) must be a duration like 10s or 2m; got '{deliveryTimeoutText}'.");
         IReadOnlyList<Conveyor.Server.Security.ApiKey> keys;
         try
         {
@@ -89,6 +99,10 @@ internal static class ServeCommand
             AllowAnonymous = fallback.Bool(security.AllowAnonymous, ServeVariables.AllowAnonymous),
             Retention = retention,
             LogFormat = fallback.String(security.LogFormat, ServeVariables.LogFormat, "text"),
+            DeliverySecrets = fallback.String(delivery.Secrets, ServeVariables.DeliverySecrets, "")
+                .Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            DeliveryConcurrency = fallback.Int(delivery.Concurrency, ServeVariables.DeliveryConcurrency, 64, 1, 10_000),
+            DeliveryTimeout = deliveryTimeout,
         };
 
         try

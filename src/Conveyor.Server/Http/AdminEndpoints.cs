@@ -9,6 +9,10 @@ internal sealed class QueueSettingsBody
     public int? MaxRunning { get; set; }
     public double? RatePerSecond { get; set; }
     public long? RetentionMs { get; set; }
+    /// <summary>Null keeps the current value (a push queue stays one when its limits change).</summary>
+    public bool? Push { get; set; }
+    /// <summary>Default destinations of a push queue; null keeps them, [] removes them.</summary>
+    public JsonElement? Destinations { get; set; }
 }
 
 internal sealed class ScheduleJobBody
@@ -29,7 +33,7 @@ internal sealed class ScheduleBody
     public bool? Paused { get; set; }
 }
 
-internal sealed record QueueSettingsResponse(int? MaxRunning, double? RatePerSecond, long? RetentionMs);
+internal sealed record QueueSettingsResponse(int? MaxRunning, double? RatePerSecond, long? RetentionMs, bool Push, JsonElement? Destinations);
 
 internal sealed record ScheduleJobResponse(string Kind, JsonElement? Payload, int Priority, int MaxAttempts, IReadOnlyList<string> Tags);
 
@@ -75,7 +79,7 @@ internal static class AdminEndpoints
         return outcome.IsOk ? Results.NoContent() : Problems.From(outcome);
     }
 
-    private static async Task<IResult> Configure(string queue, HttpContext context, IJobStore store)
+    private static async Task<IResult> Configure(string queue, HttpContext context, IJobStore store, ServerOptions options, Delivery.PushQueues push)
     {
         if (JobRequests.CheckQueue(queue) is { } bad) return Problems.BadRequest(bad);
         var (body, error) = await ReadAsync(context, BodyJson.Default.QueueSettingsBody);
@@ -83,14 +87,37 @@ internal static class AdminEndpoints
         if (body.MaxRunning is < 1 or > 1_000_000) return Problems.BadRequest($"max_running must be between 1 and 1000000, or null for no limit; got {body.MaxRunning}.");
         if (body.RatePerSecond is { } rate && (double.IsNaN(rate) || rate <= 0 || rate > 1_000_000))
             return Problems.BadRequest($"rate_per_second must be above 0 and at most 1000000, or null for no limit; got {rate}.");
-        if (body.RetentionMs is < 1000) return Problems.BadRequest($"retention_ms must be at least 1000, or null for the server default; got {body.RetentionMs}.");
+        if (body.RetentionMs is < 0 or (> 0 and < 1000))
+            return Problems.BadRequest($"retention_ms must be 0 (delete finished jobs right away), at least 1000, or null for the server default; got {body.RetentionMs}.");
+        // Push mode and default destinations are kept when not given, so changing a push queue's limits keeps it a push queue.
+        var current = (await store.QueueListAsync(context.RequestAborted)).FirstOrDefault(q => q.Name == queue)?.Settings ?? QueueSettings.None;
+        var destinations = current.DestinationsJson;
+        if (body.Destinations is { ValueKind: JsonValueKind.Array } list && list.GetArrayLength() == 0)
+            destinations = null;
+        else if (body.Destinations is not null &&
+                 !Delivery.Destinations.TryNormalize(null, body.Destinations, options.DeliverySecrets, out destinations, out var invalid))
+            return Problems.BadRequest(invalid!);
+        var isPush = body.Push ?? (current.Push || destinations is not null);
+        if (!isPush && destinations is not null)
+            return Problems.BadRequest("Default destinations belong to push queues: leave push out or set it to true.");
+        if (isPush && !current.Push && await HasPullJobs(store, queue, context.RequestAborted))
+            return Problems.Conflict($"Queue '{queue}' holds jobs that workers lease; it can become a push queue only once it is empty.");
         var info = await store.QueueConfigureAsync(queue, new QueueSettings
         {
             MaxRunning = body.MaxRunning,
             RatePerSecond = body.RatePerSecond,
             Retention = body.RetentionMs is { } ms ? TimeSpan.FromMilliseconds(ms) : null,
+            Push = isPush,
+            DestinationsJson = destinations,
         }, context.RequestAborted);
+        push.Observe(queue, info.Settings);
         return new JsonWriterResult(200, w => JobJson.WriteQueue(w, info));
+    }
+
+    private static async Task<bool> HasPullJobs(IJobStore store, string queue, CancellationToken ct)
+    {
+        var info = (await store.QueueListAsync(ct)).FirstOrDefault(q => q.Name == queue);
+        return info is not null && info.Counts.Scheduled + info.Counts.Available + info.Counts.Running > 0;
     }
 
     private static async Task<IResult> List(IJobStore store, TimeProvider time, CancellationToken ct)

@@ -15,6 +15,9 @@ internal sealed class EnqueueBody
     public string? PartitionKey { get; set; }
     public List<string>? Tags { get; set; }
     public string? TraceParent { get; set; }
+    /// <summary>Push delivery: one destination object, or <see cref="Destinations"/> for several (docs/delivery.md).</summary>
+    public JsonElement? Destination { get; set; }
+    public JsonElement? Destinations { get; set; }
 }
 
 internal sealed class LeaseBody

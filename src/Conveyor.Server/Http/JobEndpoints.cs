@@ -22,6 +22,7 @@ internal static class JobEndpoints
             .Produces<JobResponse>(201)
             .Produces<JobResponse>(200)
             .ProducesProblem(400)
+            .ProducesProblem(409)
             .ProducesProblem(413);
         v1.MapPost("/queues/{queue}/jobs/batch", EnqueueBatch).Requires(Access.Enqueue)
             .WithName("enqueueJobs")
@@ -29,6 +30,7 @@ internal static class JobEndpoints
             .Accepts<List<EnqueueBody>>("application/json", "application/x-ndjson")
             .Produces<BatchEnqueueResponse>(200)
             .ProducesProblem(400)
+            .ProducesProblem(409)
             .ProducesProblem(413);
         v1.MapPost("/queues/{queue}/lease", Lease).Requires(Access.Work)
             .WithName("leaseJobs")
@@ -36,7 +38,8 @@ internal static class JobEndpoints
             .Accepts<LeaseBody>("application/json")
             .Produces<List<JobResponse>>(200)
             .Produces(204)
-            .ProducesProblem(400);
+            .ProducesProblem(400)
+            .ProducesProblem(409);
         v1.MapPost("/jobs/{id:long}/heartbeat", Heartbeat).Requires(Access.Work)
             .WithName("heartbeatJob")
             .WithSummary("Extend a lease and record progress")
@@ -134,7 +137,8 @@ internal static class JobEndpoints
             .Produces<StatsResponse>(200);
     }
 
-    private static async Task<IResult> EnqueueOne(string queue, HttpContext context, IJobStore store, ServerOptions options, TimeProvider time)
+    private static async Task<IResult> EnqueueOne(
+        string queue, HttpContext context, IJobStore store, ServerOptions options, TimeProvider time, Delivery.PushQueues push)
     {
         if (JobRequests.CheckQueue(queue) is { } bad) return Problems.BadRequest(bad);
         var (body, tooLarge) = await RequestBody.ReadAsync(context, options.MaxJobBytes);
@@ -146,8 +150,9 @@ internal static class JobEndpoints
             if (request is null) return Problems.BadRequest("The request body must be a JSON object, not null.");
             using var span = ServerTelemetry.Source.StartActivity("conveyor.enqueue");
             span?.SetTag("conveyor.queue", queue);
-            if (!JobRequests.TryBuild(queue, request, time.GetUtcNow(), ServerTelemetry.TraceParentFor(null, context), out var job, out var invalid))
+            if (!JobRequests.TryBuild(queue, request, time.GetUtcNow(), ServerTelemetry.TraceParentFor(null, context), out var job, out var invalid, options.DeliverySecrets))
                 return Problems.BadRequest(invalid!);
+            if (job.DestinationsJson is not null && await push.EnsurePushAsync(queue, context.RequestAborted) is { } notPush) return Problems.Conflict(notPush);
             // Durability checkpoint: the store answers only once the insert is committed and fsynced.
             var inserted = (await store.JobInsertManyAsync([job], context.RequestAborted))[0];
             context.Response.Headers.Location = $"/v1/jobs/{inserted.Id}";
@@ -157,7 +162,8 @@ internal static class JobEndpoints
         }
     }
 
-    private static async Task<IResult> EnqueueBatch(string queue, HttpContext context, IJobStore store, ServerOptions options, TimeProvider time)
+    private static async Task<IResult> EnqueueBatch(
+        string queue, HttpContext context, IJobStore store, ServerOptions options, TimeProvider time, Delivery.PushQueues push)
     {
         if (JobRequests.CheckQueue(queue) is { } bad) return Problems.BadRequest(bad);
         var (body, tooLarge) = await RequestBody.ReadAsync(context, options.MaxBodyBytes);
@@ -183,10 +189,12 @@ internal static class JobEndpoints
                 if (size > options.MaxJobBytes)
                     return Problems.TooLarge($"Job {i} of the batch is {size:N0} bytes, over the limit of {options.MaxJobBytes:N0} bytes per job.");
                 if (request is null) return Problems.BadRequest($"Job {i} of the batch is null: each must be a JSON object.");
-                if (!JobRequests.TryBuild(queue, request, now, traceParent, out var job, out var invalid))
+                if (!JobRequests.TryBuild(queue, request, now, traceParent, out var job, out var invalid, options.DeliverySecrets))
                     return Problems.BadRequest($"Job {i} of the batch is invalid: {invalid} Nothing was enqueued.");
                 jobs.Add(job);
             }
+            if (jobs.Exists(j => j.DestinationsJson is not null) && await push.EnsurePushAsync(queue, context.RequestAborted) is { } notPush)
+                return Problems.Conflict(notPush);
             var inserted = await store.JobInsertManyAsync(jobs, context.RequestAborted);
             return new JsonWriterResult(200, w =>
             {
@@ -251,9 +259,11 @@ internal static class JobEndpoints
         return (items, null);
     }
 
-    private static async Task<IResult> Lease(string queue, HttpContext context, IJobStore store, IHostApplicationLifetime lifetime)
+    private static async Task<IResult> Lease(string queue, HttpContext context, IJobStore store, IHostApplicationLifetime lifetime, Delivery.PushQueues push)
     {
         if (JobRequests.CheckQueue(queue) is { } bad) return Problems.BadRequest(bad);
+        if (push.IsPush(queue))
+            return Problems.Conflict($"Queue '{queue}' is a push queue: the server delivers its jobs to their destinations, so workers cannot lease them.");
         var (body, tooLarge) = await RequestBody.ReadAsync(context, 64 * 1024);
         if (body is null) return tooLarge!;
         LeaseBody? request;

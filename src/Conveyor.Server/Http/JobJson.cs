@@ -42,6 +42,7 @@ internal static class JobJson
         w.WritePropertyName("errors");
         w.WriteRawValue(job.ErrorsJson ?? "[]", skipInputValidation: true);
         String(w, "trace_parent", job.TraceParent);
+        Raw(w, "destinations", job.DestinationsJson);
         Time(w, "created_at", job.CreatedAt);
         Time(w, "updated_at", job.UpdatedAt);
         Time(w, "started_at", job.StartedAt);
@@ -70,6 +71,8 @@ internal static class JobJson
         if (queue.Settings.MaxRunning is { } max) w.WriteNumber("max_running", max); else w.WriteNull("max_running");
         if (queue.Settings.RatePerSecond is { } rate) w.WriteNumber("rate_per_second", rate); else w.WriteNull("rate_per_second");
         if (queue.Settings.Retention is { } keep) w.WriteNumber("retention_ms", (long)keep.TotalMilliseconds); else w.WriteNull("retention_ms");
+        w.WriteBoolean("push", queue.Settings.Push);
+        Raw(w, "destinations", queue.Settings.DestinationsJson);
         w.WriteEndObject();
         w.WriteEndObject();
     }

@@ -9,11 +9,22 @@ internal static class JobRequests
         ? null
         : $"'{Truncate(queue)}' is not a valid queue name: use 1-{JobLimits.MaxNameLength} letters, digits, '.', '_', '-' or ':'.";
 
-    public static bool TryBuild(string queue, EnqueueBody body, DateTimeOffset now, string? traceParent, out NewJob job, out string? error)
+    // allowedSecrets: the environment variables destination headers may name; null refuses destinations (schedule templates).
+    public static bool TryBuild(
+        string queue, EnqueueBody body, DateTimeOffset now, string? traceParent, out NewJob job, out string? error,
+        IReadOnlyCollection<string>? allowedSecrets = null)
     {
         job = null!;
         error = Check(body, now);
         if (error is not null) return false;
+        string? destinations = null;
+        if ((body.Destination is not null || body.Destinations is not null) && allowedSecrets is null)
+        {
+            error = "Destinations are not accepted here.";
+            return false;
+        }
+        if (allowedSecrets is not null && !Delivery.Destinations.TryNormalize(body.Destination, body.Destinations, allowedSecrets, out destinations, out error))
+            return false;
         job = new NewJob
         {
             Queue = queue,
@@ -26,6 +37,7 @@ internal static class JobRequests
             PartitionKey = body.PartitionKey,
             Tags = body.Tags ?? [],
             TraceParent = body.TraceParent ?? traceParent,
+            DestinationsJson = destinations,
         };
         return true;
     }

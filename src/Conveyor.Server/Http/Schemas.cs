@@ -8,7 +8,7 @@ namespace Conveyor.Server.Http;
 internal sealed record JobResponse(
     long Id, string Queue, string Kind, string State, JsonElement? Payload, int Priority, DateTimeOffset RunAt, int Attempt,
     int MaxAttempts, string? IdempotencyKey, string? PartitionKey, IReadOnlyList<string> Tags, LeaseResponse? Lease,
-    JsonElement? Progress, JsonElement? Result, IReadOnlyList<JobErrorResponse> Errors, string? TraceParent,
+    JsonElement? Progress, JsonElement? Result, IReadOnlyList<JobErrorResponse> Errors, string? TraceParent, JsonElement? Destinations,
     DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt);
 
 internal sealed record LeaseResponse(string Token, string? Owner, DateTimeOffset ExpiresAt);

@@ -121,7 +121,8 @@ public sealed class RetentionSweeper(IJobStore store, TimeProvider time, ServerO
         foreach (var queue in await store.QueueListAsync(cancellationToken))
         {
             var keep = queue.Settings.Retention ?? options.Retention;
-            if (keep is not { } age || age <= TimeSpan.Zero) continue;
+            // Zero deletes every finished job at each sweep (a push queue's dispatcher deletes delivered jobs itself at once).
+            if (keep is not { } age || age < TimeSpan.Zero) continue;
             int removed;
             do
             {
