@@ -68,6 +68,7 @@ public static class ConveyorServer
         builder.Services.AddSingleton<Delivery.AmqpDeliverer>();
         builder.Services.AddSingleton<Delivery.DeliveryDispatcher>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Delivery.DeliveryDispatcher>());
+        await Submissions.SubmissionsModule.AddAsync(builder.Services, options, cancellationToken);
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
         {
             // An unreachable store is worth a sentence (retry later); a bug is not worth leaking internals for.
@@ -89,6 +90,7 @@ public static class ConveyorServer
         CompatEndpoints.Map(app);
         MetricsEndpoint.Map(app);
         HealthEndpoints.Map(app);
+        Submissions.SubmissionsModule.Map(app);
         app.MapOpenApi("/openapi/{documentName}.json");
         Dashboard.DashboardEndpoints.Map(app);
 

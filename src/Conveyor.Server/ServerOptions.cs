@@ -72,6 +72,18 @@ public sealed class ServerOptions
     /// <summary>Environment variables that destination headers may name as <c>{{NAME}}</c>; no others can be read.</summary>
     public IReadOnlyList<string> DeliverySecrets { get; init; } = [];
 
+    /// <summary>Root of the directory object store for chunk bodies (docs/submissions.md); null: <c>objects</c> in <see cref="DataDirectory"/>.</summary>
+    public string? ObjectStoreDirectory { get; init; }
+
+    /// <summary>How long finished submissions (and their chunks) are kept; null keeps them forever.</summary>
+    public TimeSpan? MaxSubmissionAge { get; init; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often the submission retention sweep runs.</summary>
+    public TimeSpan SubmissionSweepInterval { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How often completion callbacks are looked for besides the wake-up when a submission finishes here.</summary>
+    public TimeSpan SubmissionCallbackInterval { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Time source for the store; tests pass a fake.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -102,6 +114,8 @@ public sealed class ServerOptions
         if (DeliveryTimeout <= TimeSpan.Zero || DeliveryTimeout > TimeSpan.FromMinutes(5))
             throw new ArgumentException($"--delivery-timeout must be above 0 and at most 5 minutes, not {DeliveryTimeout}.");
         if (DeliveryRetryBase <= TimeSpan.Zero) throw new ArgumentException($"--delivery-backoff must be above 0, not {DeliveryRetryBase}.");
+        if (MaxSubmissionAge is { } age && age <= TimeSpan.Zero) throw new ArgumentException($"--max-submission-age must be above 0, not {age}; leave it out to keep submissions forever.");
+        if (SubmissionSweepInterval <= TimeSpan.Zero) throw new ArgumentException($"--submission-sweep-interval must be above 0, not {SubmissionSweepInterval}.");
         if (MaxBodyBytes < MaxJobBytes) throw new ArgumentException($"--max-body-bytes ({MaxBodyBytes}) must be at least --max-job-bytes ({MaxJobBytes}).");
     }
 }
