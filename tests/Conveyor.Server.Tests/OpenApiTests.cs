@@ -24,6 +24,9 @@ public sealed class OpenApiTests(ServerFixture server) : IClassFixture<ServerFix
             ("/v1/jobs/{id}", "delete"), ("/v1/queues/{queue}/settings", "put"), ("/v1/schedules", "get"), ("/v1/schedules/{name}", "get"),
             ("/v1/schedules/{name}", "put"), ("/v1/schedules/{name}", "delete"),
             ("/v1/stats/history", "get"), ("/v1/queues/{queue}/retry-dead", "post"),
+            ("/v1/submissions", "post"), ("/v1/submissions", "get"), ("/v1/submissions/{id}", "get"), ("/v1/submissions/{id}/results", "get"),
+            ("/v1/submissions/{id}/cancel", "post"), ("/v1/chunks/reserve", "post"), ("/v1/chunks/complete", "post"), ("/v1/chunks/fail", "post"),
+            ("/v1/chunks/heartbeat", "post"), ("/v1/chunks/release", "post"), ("/v1/objects/{key}", "get"), ("/v1/objects/{key}", "put"),
         };
         Assert.Equal(expected.Select(e => e.Item1).Append("/v1/auth/whoami").Distinct().Order(), paths.Select(p => p.Key).Where(p => p.StartsWith("/v1/", StringComparison.Ordinal)).Order());
         foreach (var (path, method) in expected)

@@ -88,11 +88,8 @@ internal static class SubmissionEndpoints
             .Accepts<byte[]>("application/octet-stream")
             .Produces(204)
             .ProducesProblem(400);
-        v1.MapGet("/consume", ConsumeSocket.RunAsync).Requires(Access.Work)
-            .WithName("consumeChunks")
-            .WithSummary("WebSocket consumer: reserve, complete, fail, heartbeat as JSON messages; reservations are released when it drops")
-            .Produces(101)
-            .ProducesProblem(400);
+        // OpenAPI cannot describe a WebSocket: docs/submissions.md does.
+        v1.MapGet("/consume", ConsumeSocket.RunAsync).Requires(Access.Work).ExcludeFromDescription();
     }
 
     private static async Task<IResult> Submit(HttpContext context, ChunkOperations chunks, ServerOptions options, CancellationToken ct)
