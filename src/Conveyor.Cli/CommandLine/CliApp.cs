@@ -144,10 +144,15 @@ internal sealed class CliApp(
         var deliveryTimeout = Options.String("--delivery-timeout",
             Described("Timeout of one push delivery when its destination sets none", ServeVariables.DeliveryTimeout, "30s"));
 
+        var objectStore = Options.String("--object-store",
+            Described("Directory holding submission chunk bodies (<prefix>/<index>-in.bin, -out.bin)", ServeVariables.ObjectStore, "objects in --data"));
+        var maxSubmissionAge = Options.String("--max-submission-age",
+            Described("Keep finished submissions and their chunks this long (0: forever)", ServeVariables.MaxSubmissionAge, "7d"));
+
         var command = new Command("serve", "Run the Conveyor server until SIGTERM or Ctrl-C.")
         {
             host, port, data, maxJob, maxBody, postgres, postgresSchema, amqp, ingest, apiKeys, allowAnonymous, retention, logFormat,
-            deliverySecrets, deliveryConcurrency, deliveryTimeout,
+            deliverySecrets, deliveryConcurrency, deliveryTimeout, objectStore, maxSubmissionAge,
         };
         command.SetAction((parseResult, cancellationToken) =>
         {
@@ -164,7 +169,8 @@ internal sealed class CliApp(
                 parseResult.GetValue(ingest),
                 new ServeSecurity(
                     parseResult.GetValue(apiKeys), parseResult.GetValue(allowAnonymous), parseResult.GetValue(retention), parseResult.GetValue(logFormat)),
-                new ServeDelivery(parseResult.GetValue(deliverySecrets), parseResult.GetValue(deliveryConcurrency), parseResult.GetValue(deliveryTimeout)));
+                new ServeDelivery(parseResult.GetValue(deliverySecrets), parseResult.GetValue(deliveryConcurrency), parseResult.GetValue(deliveryTimeout)),
+                new ServeSubmissions(parseResult.GetValue(objectStore), parseResult.GetValue(maxSubmissionAge)));
             return ServeCommand.RunAsync(options, runServer, cancellationToken);
         });
         return command;
@@ -183,11 +189,15 @@ internal sealed class CliApp(
             "--idempotency-key", "Enqueue at most once per key in this queue; a repeat returns the existing job");
         var partitionKey = Options.String("--partition-key", "Jobs sharing this key run one at a time, in order");
         var tags = new Option<string[]>("--tag") { Description = "A tag for searching; repeat for several" };
+        var webhooks = new Option<Uri[]>("--webhook")
+        {
+            Description = "Push delivery: the server POSTs the payload to this http(s) address itself; repeat for several",
+        };
         var json = Options.Json();
 
         var command = new Command("enqueue", "Add a job to a queue.")
         {
-            queue, kind, payload, priority, delay, runAt, maxAttempts, idempotencyKey, partitionKey, tags, json,
+            queue, kind, payload, priority, delay, runAt, maxAttempts, idempotencyKey, partitionKey, tags, webhooks, json,
         };
         command.Validators.Add(result =>
         {
@@ -211,6 +221,7 @@ internal sealed class CliApp(
                     IdempotencyKey = parseResult.GetValue(idempotencyKey),
                     PartitionKey = parseResult.GetValue(partitionKey),
                     Tags = parseResult.GetValue(tags) is { Length: > 0 } given ? given : null,
+                    Destinations = parseResult.GetValue(webhooks) is { Length: > 0 } hooks ? [.. hooks.Select(h => PushDestination.Http(h))] : null,
                 },
                 parseResult.GetValue(json)),
             JobCommands.EnqueueAsync);

@@ -21,6 +21,8 @@ internal static class ServeVariables
     public const string DeliverySecrets = "CONVEYOR_DELIVERY_SECRETS";
     public const string DeliveryConcurrency = "CONVEYOR_DELIVERY_CONCURRENCY";
     public const string DeliveryTimeout = "CONVEYOR_DELIVERY_TIMEOUT";
+    public const string ObjectStore = "CONVEYOR_OBJECT_STORE";
+    public const string MaxSubmissionAge = "CONVEYOR_MAX_SUBMISSION_AGE";
 
     /// <summary>Ingest routes separated by commas or spaces: <c>orders=orders,mail=email</c>.</summary>
     public const string Ingest = "CONVEYOR_INGEST";
@@ -32,6 +34,9 @@ internal sealed record ServeSecurity(string? ApiKeys, bool AllowAnonymous, strin
 /// <summary>The serve options for push delivery, as given on the command line (null: not given).</summary>
 internal sealed record ServeDelivery(string? Secrets, int? Concurrency, string? Timeout);
 
+/// <summary>The serve options for submissions, as given on the command line (null: not given).</summary>
+internal sealed record ServeSubmissions(string? ObjectStore, string? MaxAge);
+
 internal static class ServeCommand
 {
     /// <summary>
@@ -41,8 +46,17 @@ internal static class ServeCommand
     public static ServerOptions Resolve(
         string? host, int? port, string? dataDirectory, long? maxJobBytes, long? maxBodyBytes, EnvironmentFallback fallback,
         string? postgres = null, string? postgresSchema = null, string? amqp = null, IReadOnlyList<string>? ingest = null,
-        ServeSecurity? security = null, ServeDelivery? delivery = null)
+        ServeSecurity? security = null, ServeDelivery? delivery = null, ServeSubmissions? submissions = null)
     {
+        submissions ??= new ServeSubmissions(null, null);
+        var submissionAgeText = fallback.String(submissions.MaxAge, ServeVariables.MaxSubmissionAge, "7d");
+        TimeSpan? submissionAge = null;
+        if (submissionAgeText != "0")
+        {
+            if (!DurationText.TryParse(submissionAgeText, out var parsedAge))
+                throw new UsageException($"--max-submission-age (or {ServeVariables.MaxSubmissionAge}) must be a duration like 12h or 7d, or 0 to keep finished submissions forever; got '{submissionAgeText}'.");
+            submissionAge = parsedAge;
+        }
         security ??= new ServeSecurity(null, false, null, null);
         delivery ??= new ServeDelivery(null, null, null);
         var deliveryTimeoutText = fallback.String(delivery.Timeout, ServeVariables.DeliveryTimeout, "30s");
@@ -103,6 +117,8 @@ internal static class ServeCommand
                 .Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             DeliveryConcurrency = fallback.Int(delivery.Concurrency, ServeVariables.DeliveryConcurrency, 64, 1, 10_000),
             DeliveryTimeout = deliveryTimeout,
+            ObjectStoreDirectory = fallback.String(submissions.ObjectStore, ServeVariables.ObjectStore, "") is { Length: > 0 } objects ? Path.GetFullPath(objects) : null,
+            MaxSubmissionAge = submissionAge,
         };
 
         try
