@@ -35,6 +35,9 @@ public sealed record JobOptions
     /// <summary>W3C <c>traceparent</c>; when null the current <see cref="Activity"/> (if any) is carried to the worker.</summary>
     public string? TraceParent { get; init; }
 
+    /// <summary>Push delivery: the server delivers the payload to these webhooks or exchanges itself; no worker runs the job.</summary>
+    public IReadOnlyList<PushDestination>? Destinations { get; init; }
+
     internal EnqueueRequest ToRequest(JsonElement? payload) => new()
     {
         Kind = Kind,
@@ -47,6 +50,7 @@ public sealed record JobOptions
         PartitionKey = PartitionKey,
         Tags = Tags,
         TraceParent = TraceParent ?? CurrentTraceParent(),
+        Destinations = Destinations,
     };
 
     private static string? CurrentTraceParent() =>

@@ -31,6 +31,9 @@ public sealed record JobInfo
     public JsonElement? Result { get; init; }
     public IReadOnlyList<JobError>? Errors { get; init; }
     public string? TraceParent { get; init; }
+
+    /// <summary>Push delivery destinations (docs/delivery.md), or null for a job workers lease.</summary>
+    public IReadOnlyList<PushDestination>? Destinations { get; init; }
     public DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset UpdatedAt { get; init; }
     public DateTimeOffset? StartedAt { get; init; }
@@ -89,6 +92,9 @@ public sealed record EnqueueRequest
 
     public IReadOnlyList<string>? Tags { get; init; }
     public string? TraceParent { get; init; }
+
+    /// <summary>Push delivery: the server delivers the payload to these itself (docs/delivery.md).</summary>
+    public IReadOnlyList<PushDestination>? Destinations { get; init; }
 }
 
 /// <summary>The answer to a single enqueue.</summary>

@@ -29,6 +29,20 @@ public sealed class ClientCommandTests
     }
 
     [Fact]
+    public async Task Enqueue_with_webhooks_sends_http_destinations()
+    {
+        var cli = new CliHarness();
+        cli.Http.Respond = _ => StubHandler.Json(HttpStatusCode.Created, Jobs.Json(42));
+
+        Assert.Equal(0, await cli.RunAsync("enqueue", "hooks", "--webhook", "https://a.example/hook", "--webhook", "http://b.example/x"));
+
+        using var sent = JsonDocument.Parse(Assert.Single(cli.Http.Requests).Body!);
+        Assert.Equal(
+            """{"destinations":[{"type":"http","url":"https://a.example/hook","method":"POST"},{"type":"http","url":"http://b.example/x","method":"POST"}]}""",
+            sent.RootElement.GetRawText());
+    }
+
+    [Fact]
     public async Task Enqueue_reports_an_idempotent_replay_differently_from_a_new_job()
     {
         var cli = new CliHarness();

@@ -10,6 +10,28 @@ public sealed class ProducerTests(ServerFixture server) : IClassFixture<ServerFi
     private ConveyorClient Client => server.Client;
 
     [Fact]
+    public async Task A_job_with_push_destinations_goes_to_a_push_queue_and_reads_back_its_destinations()
+    {
+        var queue = ServerFixture.UniqueQueue("push");
+        var destinations = new[]
+        {
+            PushDestination.Http(new Uri("http://127.0.0.1:9/hook"), "PUT", new Dictionary<string, string> { ["X-Team"] = "shop" }),
+            PushDestination.Amqp("invoices"),
+        };
+        // Scheduled an hour ahead, so nothing tries to deliver to the addresses above during the test.
+        var (job, _) = await Client.EnqueueAsync(queue, new Order("ada", 1, 1m),
+            new JobOptions { Delay = TimeSpan.FromHours(1), Destinations = destinations }, TestJson.Default.Order);
+
+        var stored = await Client.GetJobAsync(job.Id);
+        Assert.Equal(2, stored.Destinations!.Count);
+        Assert.Equal(("http", "http://127.0.0.1:9/hook", "PUT", "shop"), (stored.Destinations[0].Type, stored.Destinations[0].Url, stored.Destinations[0].Method, stored.Destinations[0].Headers!["X-Team"]));
+        Assert.Equal(("amqp", "", "invoices"), (stored.Destinations[1].Type, stored.Destinations[1].Exchange, stored.Destinations[1].RoutingKey));
+        // Workers cannot lease from a push queue: the server delivers its jobs itself.
+        var refused = await Assert.ThrowsAnyAsync<ConveyorException>(() => Client.LeaseAsync(queue, 1));
+        Assert.Contains("push queue", refused.Message);
+    }
+
+    [Fact]
     public async Task Typed_payload_with_a_source_generated_context_round_trips_with_every_option()
     {
         var queue = ServerFixture.UniqueQueue("typed");
@@ -39,6 +61,8 @@ public sealed class ProducerTests(ServerFixture server) : IClassFixture<ServerFi
         Assert.Equal(["vip", "eu"], stored.Tags);
         Assert.Equal("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", stored.TraceParent);
         Assert.True(stored.RunAt > DateTimeOffset.UtcNow.AddMinutes(4));
+
+        Assert.Null(stored.Destinations);
 
         var again = await Client.EnqueueAsync(queue, order, new JobOptions { IdempotencyKey = "order-1" }, TestJson.Default.Order);
         Assert.True(again.Replayed);

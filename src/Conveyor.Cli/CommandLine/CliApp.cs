@@ -189,7 +189,7 @@ internal sealed class CliApp(
             "--idempotency-key", "Enqueue at most once per key in this queue; a repeat returns the existing job");
         var partitionKey = Options.String("--partition-key", "Jobs sharing this key run one at a time, in order");
         var tags = new Option<string[]>("--tag") { Description = "A tag for searching; repeat for several" };
-        var webhooks = new Option<Uri[]>("--webhook")
+        var webhooks = new Option<string[]>("--webhook")
         {
             Description = "Push delivery: the server POSTs the payload to this http(s) address itself; repeat for several",
         };
@@ -221,7 +221,7 @@ internal sealed class CliApp(
                     IdempotencyKey = parseResult.GetValue(idempotencyKey),
                     PartitionKey = parseResult.GetValue(partitionKey),
                     Tags = parseResult.GetValue(tags) is { Length: > 0 } given ? given : null,
-                    Destinations = parseResult.GetValue(webhooks) is { Length: > 0 } hooks ? [.. hooks.Select(h => PushDestination.Http(h))] : null,
+                    Destinations = parseResult.GetValue(webhooks) is { Length: > 0 } hooks ? [.. hooks.Select(url => new PushDestination { Type = "http", Url = url, Method = "POST" })] : null,
                 },
                 parseResult.GetValue(json)),
             JobCommands.EnqueueAsync);
