@@ -14,8 +14,18 @@ catch (ArgumentException e)
     return 2;
 }
 
-var app = await WorkApi.BuildAsync(settings);
-await app.StartAsync();
+WebApplication app;
+try
+{
+    app = await WorkApi.BuildAsync(settings);
+    await app.StartAsync();
+}
+catch (Npgsql.NpgsqlException e)
+{
+    await Console.Error.WriteLineAsync($"error: the database could not be prepared ({e.Message}). Check --postgres (WORKTODO_POSTGRES).");
+    return 1;
+}
+
 Console.WriteLine($"worktodo-api listening on {WorkApi.Address(app)}");
 await app.WaitForShutdownAsync();
 return 0;

@@ -17,6 +17,7 @@ public static class WorkApi
         builder.Logging.ClearProviders();
         if (settings.ConsoleLogs) builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.UseUtcTimestamp = true; });
         builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning); // IHttpClientFactory logs every request at Information
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning); // and ASP.NET Core each step of every request
         builder.WebHost.UseUrls(settings.Url);
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton(NpgsqlDataSource.Create(settings.Postgres));

@@ -66,7 +66,7 @@ internal sealed partial class ComputeWorkHandler(WorkStore store, ILogger<Comput
 /// A demand from RabbitMQ: create its <c>consumer-</c> work, then compute it. The work code derives from the message's
 /// id (the job's idempotency key), so a redelivery finds the work it already created.
 /// </summary>
-internal sealed class WorkDemandHandler(WorkStore store, ILogger<ComputeWorkHandler> logger) : IJobHandler<WorkDemand, ComputeOutcome>
+internal sealed class WorkDemandHandler(WorkStore store, ILogger<WorkDemandHandler> logger) : IJobHandler<WorkDemand, ComputeOutcome>
 {
     public async Task<ComputeOutcome> HandleAsync(WorkDemand payload, JobContext context, CancellationToken cancellationToken)
     {

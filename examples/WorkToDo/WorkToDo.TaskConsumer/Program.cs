@@ -17,7 +17,18 @@ catch (ArgumentException e)
     return 2;
 }
 
-using var host = await ConsumerHost.BuildAsync(settings);
+IHost host;
+try
+{
+    host = await ConsumerHost.BuildAsync(settings);
+}
+catch (Npgsql.NpgsqlException e)
+{
+    await Console.Error.WriteLineAsync($"error: the database could not be prepared ({e.Message}). Check --postgres (WORKTODO_POSTGRES).");
+    return 1;
+}
+
+using var _ = host;
 await host.StartAsync();
 Console.WriteLine($"worktodo-task-consumer working on queue '{settings.Queue}' of {settings.Conveyor}");
 await host.WaitForShutdownAsync();
