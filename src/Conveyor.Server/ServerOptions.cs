@@ -113,7 +113,7 @@ public sealed class ServerOptions
         if (DeliveryConcurrency is < 1 or > 10_000) throw new ArgumentException($"--delivery-concurrency must be between 1 and 10000, not {DeliveryConcurrency}.");
         if (DeliveryTimeout <= TimeSpan.Zero || DeliveryTimeout > TimeSpan.FromMinutes(5))
             throw new ArgumentException($"--delivery-timeout must be above 0 and at most 5 minutes, not {DeliveryTimeout}.");
-        if (DeliveryRetryBase <= TimeSpan.Zero) throw new ArgumentException($"--delivery-backoff must be above 0, not {DeliveryRetryBase}.");
+        if (DeliveryRetryBase <= TimeSpan.Zero) throw new ArgumentException($"DeliveryRetryBase must be above 0, not {DeliveryRetryBase}.");
         if (MaxSubmissionAge is { } age && age <= TimeSpan.Zero) throw new ArgumentException($"--max-submission-age must be above 0, not {age}; leave it out to keep submissions forever.");
         if (SubmissionSweepInterval <= TimeSpan.Zero) throw new ArgumentException($"--submission-sweep-interval must be above 0, not {SubmissionSweepInterval}.");
         if (MaxBodyBytes < MaxJobBytes) throw new ArgumentException($"--max-body-bytes ({MaxBodyBytes}) must be at least --max-job-bytes ({MaxJobBytes}).");
