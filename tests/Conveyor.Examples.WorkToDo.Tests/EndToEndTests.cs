@@ -122,6 +122,15 @@ public sealed class EndToEndTests(WorkToDoStack stack) : IClassFixture<WorkToDoS
     }
 
     [Fact]
+    public async Task A_work_whose_job_was_never_enqueued_is_enqueued_again_by_the_api_and_computed()
+    {
+        // As if the API had died between committing the row and enqueuing its job.
+        var orphan = await stack.Store.CreateApiWorkAsync(12);
+        var done = await stack.DoneAsync(orphan.Id);
+        Assert.Equal(78, done.Result);
+    }
+
+    [Fact]
     public async Task A_demand_delivered_twice_becomes_one_work()
     {
         var code = WorkCodes.ForDemand("message-1");

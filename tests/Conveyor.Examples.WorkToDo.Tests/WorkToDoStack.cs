@@ -55,6 +55,9 @@ public sealed class WorkToDoStack : IAsyncLifetime
             Schema = Schema,
             Conveyor = ConveyorAddress,
             ConsoleLogs = false,
+            // Short, so the test of a lost enqueue needs seconds; other tests only see harmless replays from it.
+            RequeueInterval = TimeSpan.FromMilliseconds(250),
+            RequeueAfter = TimeSpan.FromSeconds(1),
         });
         await _api.StartAsync();
         Api = WorkApi.Address(_api);
