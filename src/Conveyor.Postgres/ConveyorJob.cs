@@ -31,6 +31,13 @@ public sealed record ConveyorJob
 
     /// <summary>A W3C traceparent carried to the worker.</summary>
     public string? TraceParent { get; init; }
+
+    /// <summary>
+    /// Push delivery (the outbox): a JSON array of destinations, as in the HTTP API's <c>destinations</c>
+    /// (docs/delivery.md). The server's dispatcher delivers the payload there once the transaction commits; the queue
+    /// becomes a push queue in the same transaction.
+    /// </summary>
+    public string? DestinationsJson { get; init; }
 }
 
 /// <summary>The outcome of one enqueue: the job's id, and whether it already existed (idempotency key seen before).</summary>
@@ -64,6 +71,7 @@ internal static class Validate
         if (job.IdempotencyKey is { Length: 0 or > 256 }) throw new ArgumentException("An idempotency key must be 1-256 characters.", nameof(job));
         if (job.PartitionKey is { Length: 0 or > 256 }) throw new ArgumentException("A partition key must be 1-256 characters.", nameof(job));
         if (job.Tags is { Count: > 32 }) throw new ArgumentException("A job has at most 32 tags.", nameof(job));
+        if (job.DestinationsJson is { } destinations) Destinations(destinations);
         if (job.PayloadJson is { } payload)
         {
             try
@@ -74,6 +82,27 @@ internal static class Validate
             {
                 throw new ArgumentException($"PayloadJson is not valid JSON: {e.Message}", nameof(job), e);
             }
+        }
+    }
+
+    /// <summary>The shape only; the server checks each destination fully when it delivers (a bad one makes the job dead with a sentence).</summary>
+    private static void Destinations(string json)
+    {
+        const string Shape = "DestinationsJson must be a JSON array of 1-16 destination objects, each with \"type\": \"http\" or \"amqp\"";
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Array || root.GetArrayLength() is 0 or > 16) throw new ArgumentException(Shape + ".", "job");
+            foreach (var item in root.EnumerateArray())
+            {
+                if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty("type", out var type) || type.GetString() is not ("http" or "amqp"))
+                    throw new ArgumentException($"{Shape}, not {item.GetRawText()}.", "job");
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new ArgumentException($"DestinationsJson is not valid JSON: {e.Message}", "job", e);
         }
     }
 }
@@ -90,21 +119,27 @@ internal static class Statements
         WITH input AS (
             SELECT * FROM unnest(@kind::text[], @state::smallint[], @priority::int[], @run_at::timestamptz[],
                                  @max_attempts::int[], @payload::text[], @idempotency_key::text[], @partition_key::text[],
-                                 @tags::text[], @trace_parent::text[])
+                                 @tags::text[], @trace_parent::text[], @destinations::text[])
                      WITH ORDINALITY AS t(kind, state, priority, run_at, max_attempts, payload, idempotency_key, partition_key,
-                                          tags, trace_parent, ord)
+                                          tags, trace_parent, destinations, ord)
         ), numbered AS (
             SELECT nextval('{s}.jobs_id_seq') AS id, input.* FROM input ORDER BY ord
         ), inserted AS (
             INSERT INTO {s}.jobs (id, queue, kind, state, priority, run_at, max_attempts, payload, idempotency_key, partition_key,
-                                  tags, trace_parent, created_at, updated_at)
+                                  tags, trace_parent, created_at, updated_at, destinations)
             SELECT id, @queue, kind, state, priority, run_at, max_attempts, payload::json, idempotency_key, partition_key,
-                   CASE WHEN tags IS NULL THEN NULL ELSE ARRAY(SELECT json_array_elements_text(tags::json)) END, trace_parent, @now, @now
+                   CASE WHEN tags IS NULL THEN NULL ELSE ARRAY(SELECT json_array_elements_text(tags::json)) END, trace_parent, @now, @now,
+                   destinations::json
             FROM numbered ORDER BY id
             ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING id
         )
         SELECT n.ord, n.id, i.id IS NOT NULL FROM numbered n LEFT JOIN inserted i ON i.id = n.id ORDER BY n.ord
+        """;
+
+    /// <summary>Jobs with destinations make their queue a push queue, in the same transaction.</summary>
+    public const string MarkPush = """
+        INSERT INTO {s}.queues (name, created_at, push) VALUES (@queue, @now, true) ON CONFLICT (name) DO UPDATE SET push = true
         """;
 
     public const string FindIdempotent =

@@ -82,6 +82,13 @@ public static class ConveyorPostgres
                 lockPartitions.Parameters.AddWithValue("keys", partitions);
                 batch.BatchCommands.Add(lockPartitions);
             }
+            if (rows.Any(j => j.DestinationsJson is not null))
+            {
+                var markPush = new NpgsqlBatchCommand(Statements.For(schema, Statements.MarkPush));
+                markPush.Parameters.AddWithValue("queue", queue);
+                markPush.Parameters.AddWithValue("now", now);
+                batch.BatchCommands.Add(markPush);
+            }
             var insert = new NpgsqlBatchCommand(Statements.For(schema, Statements.InsertMany));
             var p = insert.Parameters;
             p.AddWithValue("queue", queue);
@@ -95,6 +102,7 @@ public static class ConveyorPostgres
             p.AddWithValue("partition_key", rows.Select(j => j.PartitionKey).ToArray());
             p.AddWithValue("tags", rows.Select(j => j.Tags is { Count: > 0 } tags ? JsonSerializer.Serialize(tags, TagsJson.Default.IReadOnlyListString) : null).ToArray());
             p.AddWithValue("trace_parent", rows.Select(j => j.TraceParent).ToArray());
+            p.AddWithValue("destinations", rows.Select(j => j.DestinationsJson).ToArray());
             p.AddWithValue("now", now);
             batch.BatchCommands.Add(insert);
             if (anyAvailable)

@@ -1,11 +1,6 @@
 using System.Collections.Concurrent;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
+using System.Net;
+using System.Net.Sockets;
 
 namespace Conveyor.Server.Tests;
 
@@ -15,17 +10,19 @@ public sealed record ReceivedHook(string Path, string Method, IReadOnlyDictionar
 /// <summary>
 /// A real HTTP listener on a loopback port standing in for a webhook consumer. <see cref="Respond"/> decides each
 /// answer (status, and an optional delay); tests wait for requests with <see cref="WaitForAsync"/>, never by sleeping.
-/// Also linked into the PostgreSQL and RabbitMQ test projects.
+/// Built on <see cref="HttpListener"/> so that test projects linking it (PostgreSQL, RabbitMQ) need no ASP.NET Core.
 /// </summary>
 public sealed class WebhookReceiver : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private readonly HttpListener _listener = new();
     private readonly ConcurrentQueue<ReceivedHook> _received = new();
+    private readonly ConcurrentDictionary<string, int> _perPath = new();
     private readonly SemaphoreSlim _arrived = new(0);
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _accepting = Task.CompletedTask;
     private long _sequence;
     private int _inFlight;
-
-    private WebhookReceiver(WebApplication app) => _app = app;
+    private int _maxInFlight;
 
     /// <summary>Answers a request (path, body, how many earlier requests had this path) with a status and a delay; 200 at once by default.</summary>
     public Func<string, string, int, (int Status, TimeSpan Delay)> Respond { get; set; } = (_, _, _) => (200, TimeSpan.Zero);
@@ -35,54 +32,74 @@ public sealed class WebhookReceiver : IAsyncDisposable
     public IReadOnlyList<ReceivedHook> Received => [.. _received.OrderBy(r => r.Sequence)];
 
     /// <summary>Most requests this receiver was handling at the same moment.</summary>
-    public int MaxInFlight { get; private set; }
+    public int MaxInFlight => Volatile.Read(ref _maxInFlight);
 
-    public string Url(string path) => new Uri(BaseAddress, path).ToString();
+    public string Url(string path) => new Uri(BaseAddress, path.TrimStart('/')).ToString();
 
-    public static async Task<WebhookReceiver> StartAsync()
+    public static Task<WebhookReceiver> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        var receiver = new WebhookReceiver(app);
-        var perPath = new ConcurrentDictionary<string, int>();
-        app.Map("/{**path}", async (HttpContext context) =>
+        var receiver = new WebhookReceiver();
+        // HttpListener cannot pick a port itself: take a free one from the kernel, then listen on it.
+        using (var probe = new TcpListener(IPAddress.Loopback, 0))
         {
-            var inFlight = Interlocked.Increment(ref receiver._inFlight);
-            lock (receiver._received) receiver.MaxInFlight = Math.Max(receiver.MaxInFlight, inFlight);
+            probe.Start();
+            receiver.BaseAddress = new Uri($"http://127.0.0.1:{((IPEndPoint)probe.LocalEndpoint).Port}/");
+            probe.Stop();
+        }
+        receiver._listener.Prefixes.Add(receiver.BaseAddress.ToString());
+        receiver._listener.Start();
+        receiver._accepting = Task.Run(receiver.AcceptLoopAsync);
+        return Task.FromResult(receiver);
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            HttpListenerContext context;
             try
             {
-                using var reader = new StreamReader(context.Request.Body);
-                var body = await reader.ReadToEndAsync();
-                var path = context.Request.Path.Value ?? "/";
-                var earlier = perPath.AddOrUpdate(path, 0, (_, n) => n + 1);
-                var (status, delay) = receiver.Respond(path, body, earlier);
-                if (delay > TimeSpan.Zero)
-                {
-                    try
-                    {
-                        await Task.Delay(delay, context.RequestAborted);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        return; // the dispatcher gave up (timeout): nothing to record as answered
-                    }
-                }
-                var headers = context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString());
-                receiver._received.Enqueue(new ReceivedHook(path, context.Request.Method, headers, body, status, Interlocked.Increment(ref receiver._sequence)));
-                receiver._arrived.Release();
-                context.Response.StatusCode = status;
-                if (status >= 300) await context.Response.WriteAsync($"receiver says no ({status}) for {path}");
+                context = await _listener.GetContextAsync();
             }
-            finally
+            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
             {
-                Interlocked.Decrement(ref receiver._inFlight);
+                return; // stopped
             }
-        });
-        await app.StartAsync();
-        receiver.BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/");
-        return receiver;
+            _ = Task.Run(() => HandleAsync(context));
+        }
+    }
+
+    private async Task HandleAsync(HttpListenerContext context)
+    {
+        var inFlight = Interlocked.Increment(ref _inFlight);
+        int seen;
+        while ((seen = Volatile.Read(ref _maxInFlight)) < inFlight && Interlocked.CompareExchange(ref _maxInFlight, inFlight, seen) != seen) { }
+        try
+        {
+            using var reader = new StreamReader(context.Request.InputStream);
+            var body = await reader.ReadToEndAsync();
+            var path = context.Request.Url!.AbsolutePath;
+            var earlier = _perPath.AddOrUpdate(path, 0, (_, n) => n + 1);
+            var (status, delay) = Respond(path, body, earlier);
+            if (delay > TimeSpan.Zero) await Task.Delay(delay, _stopping.Token);
+            var headers = context.Request.Headers.AllKeys.Where(k => k is not null)
+                .ToDictionary(k => k!.ToLowerInvariant(), k => context.Request.Headers[k]!);
+            context.Response.StatusCode = status;
+            var text = status >= 300 ? System.Text.Encoding.UTF8.GetBytes($"receiver says no ({status}) for {path}") : [];
+            await context.Response.OutputStream.WriteAsync(text);
+            context.Response.Close();
+            // Recorded once answered; a request whose sender gave up (timeout) may still be recorded: tests look at paths.
+            _received.Enqueue(new ReceivedHook(path, context.Request.HttpMethod, headers, body, status, Interlocked.Increment(ref _sequence)));
+            _arrived.Release();
+        }
+        catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The sender went away or the receiver is stopping.
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inFlight);
+        }
     }
 
     /// <summary>Waits until the answered requests satisfy <paramref name="done"/>; fails the test after the timeout.</summary>
@@ -107,7 +124,9 @@ public sealed class WebhookReceiver : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        await _stopping.CancelAsync();
+        _listener.Close();
+        await _accepting;
+        _stopping.Dispose();
     }
 }

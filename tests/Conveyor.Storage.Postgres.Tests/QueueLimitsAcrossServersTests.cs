@@ -110,7 +110,8 @@ public sealed class QueueLimitsAcrossServersTests : IAsyncLifetime
         Assert.Equal(2, (await store.JobLeaseAvailableAsync(Request("paced", 10), default)).Count);
         // The next token is due in half a second; nothing else (no NOTIFY, a one-minute fallback) would wake this poll.
         var leased = await store.JobLeaseAvailableAsync(Request("paced", 10, TimeSpan.FromSeconds(50)), default).AsTask().WaitAsync(Wait);
-        Assert.Single(leased);
+        // One token when the poll wakes on time; two when a loaded machine wakes it a second late (the bucket holds at most two).
+        Assert.InRange(leased.Count, 1, 2);
     }
 
     [Fact]

@@ -26,12 +26,19 @@ internal static class DeliveryHeaders
     public static string KeyOf(Job job) => job.IdempotencyKey ?? $"conveyor-job-{job.Id}";
 
     /// <summary>The destination's headers with <c>{{NAME}}</c> resolved; a permanent failure names a variable that is not set.</summary>
-    public static bool TryResolve(Destination destination, out List<KeyValuePair<string, string>> headers, out DeliveryOutcome failure)
+    public static bool TryResolve(
+        Destination destination, IReadOnlyCollection<string> allowed, out List<KeyValuePair<string, string>> headers, out DeliveryOutcome failure)
     {
         headers = new List<KeyValuePair<string, string>>(destination.Headers.Count);
         failure = default;
         foreach (var (name, value) in destination.Headers)
         {
+            // Checked again here: jobs written straight into PostgreSQL (the outbox) never passed the HTTP check.
+            if (Destinations.FirstPlaceholderNotIn(value, allowed) is { } refused)
+            {
+                failure = DeliveryOutcome.Impossible($"header '{name}' names {{{{{refused}}}}}, which this server does not allow (--delivery-secrets)");
+                return false;
+            }
             if (!Destinations.TryResolve(value, out var resolved, out var missing))
             {
                 failure = DeliveryOutcome.Impossible($"header '{name}' needs the environment variable {missing}, which is not set on this server");
@@ -44,7 +51,7 @@ internal static class DeliveryHeaders
 }
 
 /// <summary>Webhook delivery: the payload as the body; any 2xx is success, anything else a failure with the status and the start of the body.</summary>
-internal sealed class HttpDeliverer : IDisposable
+internal sealed class HttpDeliverer(ServerOptions options) : IDisposable
 {
     private const int BodyExcerptBytes = 512;
 
@@ -61,7 +68,7 @@ internal sealed class HttpDeliverer : IDisposable
 
     public async Task<DeliveryOutcome> DeliverAsync(Job job, HttpDestination destination, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        if (!DeliveryHeaders.TryResolve(destination, out var headers, out var impossible)) return impossible;
+        if (!DeliveryHeaders.TryResolve(destination, options.DeliverySecrets, out var headers, out var impossible)) return impossible;
         using var request = new HttpRequestMessage(new HttpMethod(destination.Method), destination.Url);
         request.Content = new ByteArrayContent(job.PayloadJson is { } payload ? Encoding.UTF8.GetBytes(payload) : []);
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
@@ -142,7 +149,7 @@ internal sealed class AmqpDeliverer(ServerOptions options, ILogger<AmqpDeliverer
     {
         if (options.AmqpUri is null)
             return DeliveryOutcome.Impossible("this server has no RabbitMQ broker configured for amqp destinations: start it with --amqp amqp://… (or CONVEYOR_AMQP)");
-        if (!DeliveryHeaders.TryResolve(destination, out var headers, out var impossible)) return impossible;
+        if (!DeliveryHeaders.TryResolve(destination, options.DeliverySecrets, out var headers, out var impossible)) return impossible;
         var key = DeliveryHeaders.KeyOf(job);
         var properties = new BasicProperties
         {

@@ -85,15 +85,11 @@ internal static partial class Destinations
             }
             foreach (var (name, value) in destination.Headers)
             {
-                foreach (Match m in Placeholder().Matches(value))
+                if (FirstPlaceholderNotIn(value, allowedSecrets) is { } variable)
                 {
-                    var variable = m.Groups[1].Value;
-                    if (!allowedSecrets.Contains(variable))
-                    {
-                        error = $"Header '{name}' refers to {{{{{variable}}}}}, which this server does not allow: list it in --delivery-secrets " +
-                                "(CONVEYOR_DELIVERY_SECRETS) to let destinations use that environment variable.";
-                        return false;
-                    }
+                    error = $"Header '{name}' refers to {{{{{variable}}}}}, which this server does not allow: list it in --delivery-secrets " +
+                            "(CONVEYOR_DELIVERY_SECRETS) to let destinations use that environment variable.";
+                    return false;
                 }
             }
             parsed.Add(destination);
@@ -150,6 +146,16 @@ internal static partial class Destinations
             w.WriteEndArray();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    /// <summary>The first <c>{{NAME}}</c> in <paramref name="value"/> that is not in <paramref name="allowed"/>, or null.</summary>
+    public static string? FirstPlaceholderNotIn(string value, IReadOnlyCollection<string> allowed)
+    {
+        foreach (Match m in Placeholder().Matches(value))
+        {
+            if (!allowed.Contains(m.Groups[1].Value)) return m.Groups[1].Value;
+        }
+        return null;
     }
 
     /// <summary>Replaces each <c>{{NAME}}</c> with the server's environment variable; false (naming it) when one is not set.</summary>
