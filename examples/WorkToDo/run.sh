@@ -56,12 +56,17 @@ if [ -z "$PG" ]; then
   PGBIN=/usr/lib/postgresql/15/bin
   [ -x "$PGBIN/postgres" ] || die "no WORKTODO_POSTGRES given and no PostgreSQL 15 in $PGBIN (apt-get install postgresql)"
   port=$(free_port 55440)
-  mkdir -p "$RUN/pg" && chown postgres: "$RUN/pg" && chmod 700 "$RUN/pg"
+  # Its own directory: initdb runs as the postgres user, who cannot enter root's mktemp directory $RUN.
+  pgdir=$(mktemp -d /tmp/worktodo-pg.XXXXXX)
+  chown postgres: "$pgdir" && chmod 700 "$pgdir"
+  CLEANUPS+=("rm -rf '$pgdir'")
   log "PostgreSQL: throw-away instance on 127.0.0.1:$port"
-  runuser -u postgres -- "$PGBIN/initdb" -D "$RUN/pg/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$RUN/pg/initdb.log" 2>&1
-  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$RUN/pg/data" -l "$RUN/pg/postgres.log" -w -t 60 \
-    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$RUN/pg" start >/dev/null
-  CLEANUPS+=("runuser -u postgres -- '$PGBIN/pg_ctl' -D '$RUN/pg/data' -m fast -w -t 30 stop >/dev/null 2>&1")
+  runuser -u postgres -- "$PGBIN/initdb" -D "$pgdir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$pgdir/initdb.log" 2>&1 \
+    || { cat "$pgdir/initdb.log" >&2; die "initdb failed"; }
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/postgres.log" -w -t 60 \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$pgdir" start >/dev/null \
+    || { cat "$pgdir/postgres.log" >&2; die "PostgreSQL did not start"; }
+  CLEANUPS+=("runuser -u postgres -- '$PGBIN/pg_ctl' -D '$pgdir/data' -m fast -w -t 30 stop >/dev/null 2>&1")
   PG="Host=127.0.0.1;Port=$port;Username=postgres;Database=postgres"
 fi
 if [ -z "$AMQP" ]; then

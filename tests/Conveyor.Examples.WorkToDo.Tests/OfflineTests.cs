@@ -61,6 +61,8 @@ public sealed class OfflineTests
     [InlineData(new[] { "--id", "1", "--since", "1h" }, "error: --since goes with --work-code, not --id.")]
     [InlineData(new[] { "--work-code", "api-", "--since", "soon" }, "error: --since must be a positive whole number followed by s, m, h or d")]
     [InlineData(new[] { "--id", "1", "--call-type", "db" }, "error: --call-type db needs the database")]
+    [InlineData(new[] { "--id", "1", "--call-type", "db", "--postgres", "nonsense" }, "error: --postgres must be an Npgsql connection string")]
+    [InlineData(new[] { "--id", "1", "--call-type", "db", "--postgres", "Host=h", "--schema", "Bad-Name" }, "error: The schema must be")]
     [InlineData(new[] { "--id", "1", "--api", "ftp://x" }, "error: --api must be the API's http:// address")]
     [InlineData(new[] { "--id", "1", "--bogus" }, "error: Unrecognized command or argument '--bogus'.")]
     public async Task Cli_refuses_a_bad_command_line_with_exit_code_2_and_says_what_to_fix(string[] args, string says)

@@ -79,11 +79,12 @@ public sealed class WorkCli(TextWriter output, TextWriter error, Func<string, st
                 var schemaName = parse.GetValue(schema) ?? environment("WORKTODO_SCHEMA") ?? WorkNames.DefaultSchema;
                 try
                 {
+                    WorkStore.ValidateConnectionString(connectionString);
                     WorkStore.ValidateSchema(schemaName);
                 }
                 catch (ArgumentException e)
                 {
-                    return await UsageAsync("--schema: " + e.Message);
+                    return await UsageAsync(e.Message);
                 }
                 return await FromDatabaseAsync(connectionString, schemaName, query, cancellationToken);
             }

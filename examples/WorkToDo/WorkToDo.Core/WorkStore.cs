@@ -34,6 +34,20 @@ public sealed partial class WorkStore
             throw new ArgumentException($"The schema must be lower-case letters, digits and _ (at most 48, not starting with a digit), not '{schema}'.");
     }
 
+    /// <summary>Throws with a sentence to act on unless <paramref name="connectionString"/> parses as an Npgsql connection string.</summary>
+    public static void ValidateConnectionString(string? connectionString, string option = "--postgres")
+    {
+        try
+        {
+            if (string.IsNullOrWhiteSpace(new NpgsqlConnectionStringBuilder(connectionString).Host)) throw new ArgumentException("no Host");
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException(
+                $"{option} must be an Npgsql connection string such as \"Host=127.0.0.1;Username=postgres;Database=postgres\" ({e.Message}).", e);
+        }
+    }
+
     public long Now => _time.GetUtcNow().ToUnixTimeSeconds();
 
     /// <summary>Creates the schema and tables when missing (every program calls this at start; it is idempotent).</summary>

@@ -31,6 +31,7 @@ public sealed class ConsumerSettings
         var postgres = configuration["postgres"];
         if (string.IsNullOrWhiteSpace(postgres))
             throw new ArgumentException("Give the database as --postgres \"Host=…;Username=…;Database=…\" (or WORKTODO_POSTGRES).");
+        WorkStore.ValidateConnectionString(postgres);
         var conveyor = configuration["conveyor"] ?? Environment.GetEnvironmentVariable("CONVEYOR_SERVER") ?? DefaultConveyor;
         if (!Uri.TryCreate(conveyor, UriKind.Absolute, out var conveyorUri) || conveyorUri.Scheme is not ("http" or "https"))
             throw new ArgumentException($"--conveyor must be the Conveyor server's http:// address, not '{conveyor}'.");
