@@ -25,7 +25,8 @@ internal static partial class WorkEndpoints
         var work = await store.CreateApiWorkAsync(Arithmetic.RandomAddUpTo(), cancellationToken);
         try
         {
-            await queue.EnqueueAsync(work, cancellationToken);
+            // Not the request's token: a client that hangs up now should not leave its committed work to the requeuer.
+            await queue.EnqueueAsync(work, CancellationToken.None);
         }
         catch (ConveyorException e)
         {
