@@ -38,9 +38,10 @@ internal sealed record BenchOptions
     public const string Usage = """
         conveyor-bench: load generator for the Conveyor HTTP API (docs/benchmarks.md)
 
-          --workload batch|single|e2e|all|w1|w2|w3|peers
+          --workload batch|single|e2e|all|w1|w2|w3|peers|memory
                                   what to run (default all; a comma list works too); w1/w2/w3 are the
-                                  workloads of issue 8 (the peers' workloads), peers = w1,w2,w3
+                                  workloads of issue 8 (the peers' workloads), peers = w1,w2,w3;
+                                  memory = the server's RSS holding --jobs waiting jobs (use --jobs 1000000)
           --server URL            target a running server; otherwise one is started:
                                     dotnet src/Conveyor.Cli/bin/{Release|Debug}/net10.0/conveyor.dll serve --port 0 --data <temp dir>
           --conveyor PATH         the conveyor.dll (or conveyor executable) to start instead
@@ -144,8 +145,8 @@ internal sealed record BenchOptions
             {
                 case "all": list.AddRange(["batch", "single", "e2e"]); break;
                 case "peers": list.AddRange(["w1", "w2", "w3"]); break;
-                case "batch" or "single" or "e2e" or "w1" or "w2" or "w3": list.Add(part); break;
-                default: throw new FormatException($"--workload '{part}' is not one of batch, single, e2e, all, w1, w2, w3, peers.");
+                case "batch" or "single" or "e2e" or "w1" or "w2" or "w3" or "memory": list.Add(part); break;
+                default: throw new FormatException($"--workload '{part}' is not one of batch, single, e2e, all, w1, w2, w3, peers, memory.");
             }
         }
         if (list.Count == 0)

@@ -301,4 +301,21 @@ internal sealed partial class Workloads
             Inv($"completed {Rate(completedRate)} (enqueued {Rate(enqueuedRate)}, backlog {N(r.Enqueued - r.Completed)})"),
             errors.Count);
     }
+
+    // ------------------------------------------------------------------ memory (issue 8: RSS with 1,000,000 waiting jobs)
+
+    public async Task MemoryAsync(ServerHost host, CancellationToken ct)
+    {
+        var idle = host.ResidentBytes();
+        var queue = Queue("memory", warm: false);
+        var clock = Stopwatch.StartNew();
+        var enqueued = await EnqueueBatchesAsync(queue, options.Jobs, W1BatchSize, W1EnqueueConcurrency, long.MaxValue, new ErrorLog(), ct);
+        var seconds = clock.Elapsed.TotalSeconds;
+        // A few seconds for the server's own timers (stats sampler, retention) and a GC to run after the burst.
+        await Task.Delay(TimeSpan.FromSeconds(5), ct);
+        var holding = host.ResidentBytes();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"memory: {N(enqueued)} waiting jobs enqueued in {seconds:0.0} s; server RSS {idle / 1048576.0:0} MiB idle -> {holding / 1048576.0:0} MiB holding them " +
+            $"({(holding - idle) / (double)Math.Max(1, enqueued):0} bytes per waiting job)"));
+    }
 }

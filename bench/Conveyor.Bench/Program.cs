@@ -57,6 +57,12 @@ try
         : options.Server is not null ? "as configured on the server" : "SQLite (WAL, synchronous=FULL)";
     foreach (var name in options.Workloads)
     {
+        if (name == "memory")
+        {
+            if (host is null) throw new BenchException("--workload memory measures the server this bench starts; leave out --server.");
+            await workloads.MemoryAsync(host, cts.Token);
+            continue;
+        }
         if (name is "w1" or "w2" or "w3")
         {
             peerResults.Add(name switch

@@ -124,6 +124,17 @@ internal sealed partial class ServerHost : IAsyncDisposable
     }
 
     /// <summary>Last lines the server printed, for error messages.</summary>
+    /// <summary>The server process's resident set size (VmRSS, Linux), in bytes.</summary>
+    public long ResidentBytes()
+    {
+        foreach (var line in File.ReadLines($"/proc/{_process.Id}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+        }
+        throw new BenchException("no VmRSS for the server process (not Linux?)");
+    }
+
     public string Tail() => string.Join('\n', _tail);
 
     private void Remember(string line)

@@ -174,9 +174,7 @@ internal sealed class LiveIndex
     /// <summary>After a lease expired with attempts left: the job is available again, its attempt counted.</summary>
     public void ReleaseExpired(LiveJob job, long nowMs)
     {
-        job.LeaseToken = null;
-        job.LeaseOwner = null;
-        job.ProgressJson = null;
+        job.ClearLease();
         job.RunAtMs = Math.Min(job.RunAtMs, nowMs);
         Wait(job, nowMs);
     }
@@ -185,9 +183,7 @@ internal sealed class LiveIndex
     public void Reschedule(LiveJob job, long runAtMs, long nowMs)
     {
         job.Settling = false;
-        job.LeaseToken = null;
-        job.LeaseOwner = null;
-        job.ProgressJson = null;
+        job.ClearLease();
         job.RunAtMs = runAtMs;
         Wait(job, nowMs);
     }
@@ -196,9 +192,7 @@ internal sealed class LiveIndex
     public void Release(LiveJob job, long nowMs)
     {
         job.Attempt--;
-        job.LeaseToken = null;
-        job.LeaseOwner = null;
-        job.ProgressJson = null;
+        job.ClearLease();
         Wait(job, nowMs);
     }
 
@@ -376,11 +370,54 @@ internal sealed class LiveJob(long id, QueueLine queue, string kind, int priorit
     public int Version { get; set; }
     /// <summary>A durable finish (complete, fail, cancel) is in flight: not leasable, not reapable.</summary>
     public bool Settling { get; set; }
-    public string? LeaseToken { get; set; }
-    public string? LeaseOwner { get; set; }
-    public long LeaseExpiresMs { get; set; }
-    public long StartedMs { get; set; }
-    public string? ProgressJson { get; set; }
+
+    // Lease fields live in their own object, made only while the job runs: a waiting job (most of a big backlog)
+    // then costs 40 bytes less (issue 8: server memory with 1,000,000 waiting jobs).
+    private LeaseState? _lease;
+
+    private LeaseState Lease => _lease ??= new LeaseState();
+
+    public string? LeaseToken
+    {
+        get => _lease?.Token;
+        set { if (value is not null || _lease is not null) Lease.Token = value; }
+    }
+
+    public string? LeaseOwner
+    {
+        get => _lease?.Owner;
+        set { if (value is not null || _lease is not null) Lease.Owner = value; }
+    }
+
+    public long LeaseExpiresMs
+    {
+        get => _lease?.ExpiresMs ?? 0;
+        set => Lease.ExpiresMs = value;
+    }
+
+    public long StartedMs
+    {
+        get => _lease?.StartedMs ?? 0;
+        set => Lease.StartedMs = value;
+    }
+
+    public string? ProgressJson
+    {
+        get => _lease?.Progress;
+        set { if (value is not null || _lease is not null) Lease.Progress = value; }
+    }
+
+    /// <summary>The job stopped running (released, rescheduled, lease expired): its lease fields go.</summary>
+    public void ClearLease() => _lease = null;
+
+    private sealed class LeaseState
+    {
+        public string? Token;
+        public string? Owner;
+        public string? Progress;
+        public long ExpiresMs;
+        public long StartedMs;
+    }
 
     public LiveView View() => new(State, Attempt, RunAtMs, LeaseToken, LeaseOwner, LeaseExpiresMs, StartedMs, ProgressJson);
 }
