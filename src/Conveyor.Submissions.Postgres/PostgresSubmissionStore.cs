@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Threading.Channels;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -30,11 +31,17 @@ public sealed class PostgresSubmissionStore : ISubmissionStore
     private readonly string _schema;
     private readonly TimeProvider _time;
 
+    // Bounded: when the database cannot keep up, callers wait to queue instead of piling up in memory.
+    private readonly Channel<PendingCompletion> _completions = Channel.CreateBounded<PendingCompletion>(new BoundedChannelOptions(4096) { SingleReader = true });
+    private readonly Task _completionLoop;
+    private const int MaxGroup = 256;
+
     private PostgresSubmissionStore(NpgsqlDataSource db, string schema, TimeProvider time)
     {
         _db = db;
         _schema = schema;
         _time = time;
+        _completionLoop = Task.Run(CompletionLoopAsync);
     }
 
     public static async Task<PostgresSubmissionStore> OpenAsync(PostgresSubmissionStoreOptions options, CancellationToken cancellationToken = default)
@@ -289,10 +296,62 @@ public sealed class PostgresSubmissionStore : ISubmissionStore
         }, cancellationToken);
     }
 
+    /// <summary>
+    /// Completions are committed in groups: concurrent ones (many consumers finishing chunks of one submission) share one
+    /// transaction and one commit instead of queueing one by one behind the submission's row lock.
+    /// </summary>
     public async ValueTask<ChunkOutcome> CompleteAsync(ChunkCompletion completion, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(completion);
-        return await Run(async (connection, tx) =>
+        var pending = new PendingCompletion(completion);
+        try
+        {
+            await _completions.Writer.WriteAsync(pending, cancellationToken);
+        }
+        catch (ChannelClosedException)
+        {
+            throw new ObjectDisposedException(nameof(PostgresSubmissionStore));
+        }
+        return await pending.Done.Task;
+    }
+
+    private async Task CompletionLoopAsync()
+    {
+        var batch = new List<PendingCompletion>(MaxGroup);
+        while (await _completions.Reader.WaitToReadAsync())
+        {
+            batch.Clear();
+            while (batch.Count < MaxGroup && _completions.Reader.TryRead(out var next)) batch.Add(next);
+            batch.Sort((a, b) => a.Completion.SubmissionId != b.Completion.SubmissionId
+                ? a.Completion.SubmissionId.CompareTo(b.Completion.SubmissionId)
+                : a.Completion.Index.CompareTo(b.Completion.Index));
+            try
+            {
+                var outcomes = await Run(async (connection, tx) =>
+                {
+                    var results = new ChunkOutcome[batch.Count];
+                    // In id order (batch is sorted): the one lock order of every writer.
+                    for (var i = 0; i < batch.Count; i++) results[i] = await CompleteOne(connection, tx, batch[i].Completion, CancellationToken.None);
+                    return results;
+                }, CancellationToken.None);
+                for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(outcomes[i]);
+            }
+            catch (Exception e)
+            {
+                foreach (var pending in batch) pending.Done.TrySetException(e);
+            }
+        }
+    }
+
+    private sealed class PendingCompletion(ChunkCompletion completion)
+    {
+        public ChunkCompletion Completion { get; } = completion;
+
+        public TaskCompletionSource<ChunkOutcome> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private async Task<ChunkOutcome> CompleteOne(NpgsqlConnection connection, NpgsqlTransaction tx, ChunkCompletion completion, CancellationToken cancellationToken)
+    {
         {
             if (await Check(connection, tx, completion.SubmissionId, completion.Index, completion.LeaseToken, cancellationToken) is { } refused) return refused;
             var now = Now;
@@ -327,7 +386,7 @@ public sealed class PostgresSubmissionStore : ISubmissionStore
                 await progress.ExecuteNonQueryAsync(cancellationToken);
             }
             return new ChunkOutcome(ChunkOutcomeStatus.Ok, await Get(connection, tx, completion.SubmissionId, cancellationToken), null);
-        }, cancellationToken);
+        }
     }
 
     public async ValueTask<ChunkOutcome> FailAsync(ChunkFailure failure, CancellationToken cancellationToken)
@@ -460,7 +519,12 @@ public sealed class PostgresSubmissionStore : ISubmissionStore
         return (int)(long)(await delete.ExecuteScalarAsync(cancellationToken))!;
     }, cancellationToken);
 
-    public ValueTask DisposeAsync() => _db.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        _completions.Writer.TryComplete();
+        await _completionLoop;
+        await _db.DisposeAsync();
+    }
 
     private const string ReleaseSql = "UPDATE {s}.submission_chunks SET state = 0, attempt = attempt - 1, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL";
 

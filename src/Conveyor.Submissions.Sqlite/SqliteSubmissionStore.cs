@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 
 namespace Conveyor.Submissions.Sqlite;
@@ -14,8 +15,9 @@ public sealed record SqliteSubmissionStoreOptions
 
 /// <summary>
 /// Submissions in their own SQLite file (WAL, synchronous=FULL: a committed change survives a power cut). One writer
-/// connection behind an async lock does every change in a transaction of its own; result streams read on their own
-/// connections, which WAL lets run beside the writer. SQLite has no row locks, so the single writer is what makes a
+/// connection: a writer loop commits concurrent changes together (group commit, a savepoint each), and a submission's
+/// insert takes the same connection's lock for its own transaction; result streams read on their own connections,
+/// which WAL lets run beside the writer. SQLite has no row locks, so the single writer is what makes a
 /// reservation exclusive (PostgreSQL uses SKIP LOCKED instead). A submission's insert holds the writer for as long as its
 /// chunks take to write: the server spools an NDJSON upload to a temporary file first, so that is disk speed, never a
 /// slow client's speed.
@@ -30,6 +32,11 @@ public sealed class SqliteSubmissionStore : ISubmissionStore
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly string _readConnectionString;
     private readonly TimeProvider _time;
+
+    // Bounded: when the disk cannot keep up, callers wait to queue instead of piling up in memory.
+    private readonly Channel<PendingWrite> _writes = Channel.CreateBounded<PendingWrite>(new BoundedChannelOptions(4096) { SingleReader = true });
+    private readonly Task _writerLoop;
+    private const int MaxGroup = 256;
     private bool _disposed;
 
     private SqliteSubmissionStore(SqliteConnection writer, string readConnectionString, TimeProvider time)
@@ -37,6 +44,7 @@ public sealed class SqliteSubmissionStore : ISubmissionStore
         _writer = writer;
         _readConnectionString = readConnectionString;
         _time = time;
+        _writerLoop = Task.Run(WriterLoopAsync);
     }
 
     public static SqliteSubmissionStore Open(SqliteSubmissionStoreOptions options)
@@ -435,6 +443,8 @@ public sealed class SqliteSubmissionStore : ISubmissionStore
 
     public async ValueTask DisposeAsync()
     {
+        _writes.Writer.TryComplete();
+        await _writerLoop;
         await _lock.WaitAsync();
         try
         {
@@ -451,23 +461,92 @@ public sealed class SqliteSubmissionStore : ISubmissionStore
 
     private const string ReleaseSql = "UPDATE chunks SET state = 0, attempt = attempt - 1, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL";
 
-    /// <summary>Runs one change in one write transaction behind the writer lock; an exception rolls it back whole.</summary>
+    /// <summary>
+    /// Queues one change for the writer loop and waits until it is committed. Concurrent changes share a transaction and its
+    /// fsync (group commit), each inside a savepoint, so one failing change rolls back only itself.
+    /// </summary>
     private async ValueTask<T> Write<T>(Func<SqliteTransaction, T> change, CancellationToken cancellationToken)
     {
-        await _lock.WaitAsync(cancellationToken);
+        var pending = new PendingWrite<T>(change);
         try
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            using var tx = _writer.BeginTransaction();
-            var result = change(tx);
-            // Durability checkpoint: the change is on disk before the caller hears of it.
-            tx.Commit();
-            return result;
+            await _writes.Writer.WriteAsync(pending, cancellationToken);
         }
-        finally
+        catch (ChannelClosedException)
         {
-            _lock.Release();
+            throw new ObjectDisposedException(nameof(SqliteSubmissionStore));
         }
+        return await pending.Task;
+    }
+
+    private async Task WriterLoopAsync()
+    {
+        var batch = new List<PendingWrite>(MaxGroup);
+        while (await _writes.Reader.WaitToReadAsync())
+        {
+            batch.Clear();
+            while (batch.Count < MaxGroup && _writes.Reader.TryRead(out var next)) batch.Add(next);
+            await _lock.WaitAsync();
+            try
+            {
+                using var tx = _writer.BeginTransaction();
+                foreach (var write in batch)
+                {
+                    tx.Save("w");
+                    try
+                    {
+                        write.Run(tx);
+                        tx.Release("w");
+                    }
+                    catch (Exception e)
+                    {
+                        tx.Rollback("w");
+                        tx.Release("w");
+                        write.Error = e;
+                    }
+                }
+                // Durability checkpoint: the whole group is on disk before any caller hears of its change.
+                tx.Commit();
+                foreach (var write in batch) write.Answer();
+            }
+            catch (Exception e)
+            {
+                foreach (var write in batch) write.Fail(e);
+            }
+            finally
+            {
+                _lock.Release();
+            }
+        }
+    }
+
+    private abstract class PendingWrite
+    {
+        public Exception? Error { get; set; }
+
+        public abstract void Run(SqliteTransaction tx);
+
+        public abstract void Answer();
+
+        public abstract void Fail(Exception e);
+    }
+
+    private sealed class PendingWrite<T>(Func<SqliteTransaction, T> change) : PendingWrite
+    {
+        private readonly TaskCompletionSource<T> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T? _result;
+
+        public Task<T> Task => _done.Task;
+
+        public override void Run(SqliteTransaction tx) => _result = change(tx);
+
+        public override void Answer()
+        {
+            if (Error is not null) _done.TrySetException(Error);
+            else _done.TrySetResult(_result!);
+        }
+
+        public override void Fail(Exception e) => _done.TrySetException(e);
     }
 
     /// <summary>Null when the token holds the chunk's reservation; otherwise the outcome that refuses the call, changing nothing.</summary>
