@@ -16,7 +16,7 @@ namespace Conveyor.Client;
 /// token surfaces as <see cref="OperationCanceledException"/>.
 /// </summary>
 /// <remarks>Thread-safe: one instance can serve a whole application, like the <see cref="HttpClient"/> it wraps.</remarks>
-public sealed class ConveyorClient : IDisposable
+public sealed partial class ConveyorClient : IDisposable
 {
     private static readonly ProductInfoHeaderValue UserAgent = new("conveyor-dotnet", "1.0");
 

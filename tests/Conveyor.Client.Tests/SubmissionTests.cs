@@ -1,0 +1,280 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Conveyor.Client.Tests;
+
+/// <summary>
+/// Submissions through the SDK against a real server (SQLite, directory object store): streamed submit, chunk
+/// workers, waiting with progress, results in order, cancel, lookups, object-store bodies. Every wait is bounded.
+/// </summary>
+public sealed class SubmissionTests(ServerFixture server) : IClassFixture<ServerFixture>
+{
+    private ConveyorClient Client => server.Client;
+
+    [Fact]
+    public async Task Chunks_streamed_from_an_async_enumerable_are_worked_and_read_back_in_order_with_progress()
+    {
+        var queue = ServerFixture.UniqueQueue("sums");
+        const int Count = 40;
+        var produced = 0;
+        async IAsyncEnumerable<Numbers> Produce([EnumeratorCancellation] CancellationToken cancellationToken = default)
+        {
+            for (var i = 0; i < Count; i++)
+            {
+                await Task.Yield();
+                Interlocked.Increment(ref produced);
+                yield return new Numbers([i, i, 1]);
+            }
+        }
+
+        var submitted = await Client.SubmitAsync(
+            queue,
+            Produce(),
+            SubmissionTestJson.Default.Numbers,
+            new SubmissionOptions { ChunkSize = 3, Labels = new Dictionary<string, long> { ["company_id"] = 42 }, Metadata = Json("""{"file":"a.csv"}""") },
+            Limits.Token);
+        Assert.Equal((Count, "in_progress", Count), (produced, submitted.State, (int)submitted.ChunksTotal));
+        Assert.Equal(42, submitted.Labels["company_id"]);
+        Assert.Equal("a.csv", submitted.Metadata!.Value.GetProperty("file").GetString());
+
+        using var host = WorkerHost(s => s.AddConveyorChunkWorker<Numbers, Sum>(
+            queue,
+            (numbers, chunk, _) => Task.FromResult(new Sum(chunk.Index, numbers!.Values.Sum())),
+            SubmissionTestJson.Default.Numbers,
+            SubmissionTestJson.Default.Sum,
+            o => { o.Concurrency = 4; o.PollWait = TimeSpan.FromMilliseconds(200); }));
+        await host.StartAsync(Limits.Token);
+
+        var seen = new SynchronousProgress();
+        var done = await Client.WaitForSubmissionAsync(submitted.Id, Limits.Wait, seen, TimeSpan.FromMilliseconds(50), Limits.Token);
+
+        Assert.Equal(("completed", Count, Count * 3L), (done.State, (int)done.ChunksDone, done.OperationsDone));
+        Assert.NotEmpty(seen.Reports);
+        Assert.Equal(Count, seen.Reports.Last().ChunksDone);
+        Assert.Equal(1.0, seen.Reports.Last().Fraction);
+        Assert.True(seen.Reports.Zip(seen.Reports.Skip(1)).All(p => p.First.ChunksDone <= p.Second.ChunksDone), "progress never goes back");
+
+        var results = new List<ChunkResult>();
+        await foreach (var line in Client.ReadResultsAsync(submitted.Id, cancellationToken: Limits.Token))
+        {
+            results.Add(line);
+        }
+
+        Assert.Equal(Enumerable.Range(0, Count).Select(i => (long)i), results.Select(r => r.Index));
+        Assert.All(results, r => Assert.Equal(new Sum(r.Index, (int)r.Index * 2 + 1), r.Result!.Value.Deserialize(SubmissionTestJson.Default.Sum)));
+
+        var found = await Client.ListSubmissionsAsync(
+            new SubmissionSearch { Labels = new Dictionary<string, long> { ["company_id"] = 42 }, Queue = queue, State = "completed" },
+            cancellationToken: Limits.Token);
+        Assert.Equal(submitted.Id, Assert.Single(found.Submissions).Id);
+        await host.StopAsync(Limits.Token);
+    }
+
+    [Fact]
+    public async Task Cancel_skips_the_rest_and_a_second_cancel_is_a_typed_conflict_naming_the_terminal_state()
+    {
+        var queue = ServerFixture.UniqueQueue("cancel");
+        var submission = await Client.SubmitAsync(queue, Chunks(SubmissionChunk.Empty, SubmissionChunk.Empty), cancellationToken: Limits.Token);
+
+        var notYet = await Assert.ThrowsAsync<SubmissionConflictException>(async () =>
+        {
+            await foreach (var _ in Client.ReadResultsAsync(submission.Id, cancellationToken: Limits.Token))
+            {
+            }
+        });
+        Assert.Equal("in_progress", notYet.State);
+        await foreach (var _ in Client.ReadResultsAsync(submission.Id, partial: true, Limits.Token))
+        {
+            Assert.Fail("no chunk is done yet");
+        }
+
+        var cancelled = await Client.CancelSubmissionAsync(submission.Id, Limits.Token);
+        Assert.Equal("cancelled", cancelled.State);
+        var again = await Assert.ThrowsAsync<SubmissionConflictException>(() => Client.CancelSubmissionAsync(submission.Id, Limits.Token));
+        Assert.Equal(("cancelled", submission.Id, System.Net.HttpStatusCode.Conflict), (again.State, again.SubmissionId, again.StatusCode));
+        Assert.Contains("already cancelled", again.Message);
+        var waited = await Assert.ThrowsAsync<SubmissionFailedException>(() => Client.WaitForSubmissionAsync(submission.Id, Limits.Wait));
+        Assert.Equal("cancelled", waited.Submission.State);
+
+        // Zero chunks: completed at once, so cancelling it names "completed".
+        var empty = await Client.SubmitAsync(queue, Chunks(), cancellationToken: Limits.Token);
+        Assert.Equal("completed", empty.State);
+        var finished = await Assert.ThrowsAsync<SubmissionConflictException>(() => Client.CancelSubmissionAsync(empty.Id, Limits.Token));
+        Assert.Equal("completed", finished.State);
+
+        var missing = await Assert.ThrowsAsync<SubmissionNotFoundException>(() => Client.GetSubmissionAsync(long.MaxValue - 1, Limits.Token));
+        Assert.Equal(long.MaxValue - 1, missing.SubmissionId);
+    }
+
+    [Fact]
+    public async Task Object_store_chunks_are_read_by_the_worker_and_their_outputs_come_back_as_references()
+    {
+        var queue = ServerFixture.UniqueQueue("objects");
+        var prefix = $"tests/{queue}";
+        for (var i = 0; i < 3; i++)
+        {
+            using var body = new MemoryStream(Encoding.UTF8.GetBytes($"chunk {i}"));
+            await Client.WriteObjectAsync($"{prefix}/{i}-in.bin", body, Limits.Token);
+        }
+
+        var submission = await Client.SubmitFromObjectStoreAsync(queue, prefix, 3, new SubmissionOptions { ChunkSize = 10 }, Limits.Token);
+        Assert.Equal(prefix, submission.Prefix);
+
+        using var host = WorkerHost(s => s
+            .AddSingleton<HandledChunks>()
+            .AddConveyorChunkWorker<UpperCaseHandler>(queue, o => o.PollWait = TimeSpan.FromMilliseconds(200)));
+        await host.StartAsync(Limits.Token);
+        var done = await Client.WaitForSubmissionAsync(submission.Id, Limits.Wait, cancellationToken: Limits.Token);
+        Assert.Equal(30, done.OperationsDone);
+
+        var outputs = new List<string>();
+        await foreach (var line in Client.ReadResultsAsync(submission.Id, cancellationToken: Limits.Token))
+        {
+            Assert.Equal($"{prefix}/{line.Index}-out.bin", line.ResultRef!.Key);
+            var stream = await Client.ReadObjectAsync(line.ResultRef.Key, Limits.Token);
+            await using (stream)
+            {
+                outputs.Add(await new StreamReader(stream).ReadToEndAsync());
+            }
+        }
+
+        Assert.Equal(["CHUNK 0", "CHUNK 1", "CHUNK 2"], outputs);
+
+        // Each chunk ran in its own DI scope, and saw its body as a reference read from the store.
+        var handled = host.Services.GetRequiredService<HandledChunks>();
+        Assert.Equal(3, handled.Scopes.Distinct().Count());
+        Assert.All(handled.References, r => Assert.StartsWith(prefix, r));
+        var byPrefix = await Client.ListSubmissionsAsync(new SubmissionSearch { Prefix = prefix }, cancellationToken: Limits.Token);
+        Assert.Equal(submission.Id, Assert.Single(byPrefix.Submissions).Id);
+        await host.StopAsync(Limits.Token);
+    }
+
+    [Fact]
+    public async Task A_handler_that_keeps_throwing_fails_the_submission_with_its_message()
+    {
+        var queue = ServerFixture.UniqueQueue("failing");
+        var attempts = new ConcurrentQueue<(long Index, int Attempt)>();
+        var submission = await Client.SubmitBytesAsync(
+            queue, Bytes([1, 2, 3], [4, 5, 6]), new SubmissionOptions { MaxChunkRetries = 1 }, Limits.Token);
+
+        using var host = WorkerHost(s => s.AddConveyorChunkWorker(
+            queue,
+            (chunk, _) =>
+            {
+                attempts.Enqueue((chunk.Index, chunk.Attempt));
+                return chunk.Body!.Value.Span[0] == 4
+                    ? throw new InvalidOperationException($"cannot handle chunk {chunk.Index}")
+                    : Task.FromResult(ChunkOutput.FromBytes(chunk.Body!.Value.ToArray().Reverse().ToArray(), operations: 3));
+            },
+            o => { o.Concurrency = 1; o.PollWait = TimeSpan.FromMilliseconds(200); }));
+        await host.StartAsync(Limits.Token);
+
+        var failed = await Assert.ThrowsAsync<SubmissionFailedException>(
+            () => Client.WaitForSubmissionAsync(submission.Id, Limits.Wait, pollInterval: TimeSpan.FromMilliseconds(50), cancellationToken: Limits.Token));
+        Assert.Equal(("failed", 1L, "cannot handle chunk 1"), (failed.Submission.State, failed.Submission.FailedChunk!.Index, failed.Submission.FailedChunk.Error));
+        Assert.Contains("chunk 1 ran out of retries (cannot handle chunk 1)", failed.Message);
+
+        // max_chunk_retries 1: chunk 1 ran twice; chunk 0 ran once and its bytes result is kept (partial read).
+        Assert.Equal([1, 2], attempts.Where(a => a.Index == 1).Select(a => a.Attempt));
+        var partial = new List<ChunkResult>();
+        await foreach (var line in Client.ReadResultsAsync(submission.Id, partial: true, Limits.Token))
+        {
+            partial.Add(line);
+        }
+
+        Assert.Equal(new byte[] { 3, 2, 1 }, Assert.Single(partial).ResultBytes);
+        await host.StopAsync(Limits.Token);
+    }
+
+    [Fact]
+    public async Task Waiting_on_a_submission_nobody_works_times_out_with_the_last_progress_seen()
+    {
+        var queue = ServerFixture.UniqueQueue("idle");
+        var submission = await Client.SubmitAsync(queue, Chunks(SubmissionChunk.FromJson(Json("1"))), cancellationToken: Limits.Token);
+
+        var timedOut = await Assert.ThrowsAsync<SubmissionWaitTimeoutException>(
+            () => Client.WaitForSubmissionAsync(submission.Id, TimeSpan.FromMilliseconds(300), pollInterval: TimeSpan.FromMilliseconds(50)));
+        Assert.Equal(("in_progress", 1L), (timedOut.LastSeen!.State, timedOut.LastSeen.ChunksTotal));
+        Assert.True(timedOut.IsTransient);
+    }
+
+    [Fact]
+    public async Task A_bad_chunk_line_is_refused_and_nothing_is_created()
+    {
+        var queue = ServerFixture.UniqueQueue("bad");
+        var error = await Assert.ThrowsAsync<InvalidRequestException>(() => Client.SubmitAsync(
+            queue, Chunks(SubmissionChunk.Empty), new SubmissionOptions { Labels = new Dictionary<string, long> { ["not ok"] = 1 } }, Limits.Token));
+        Assert.Contains("not a valid label name", error.Message);
+        var page = await Client.ListSubmissionsAsync(new SubmissionSearch { Queue = queue }, cancellationToken: Limits.Token);
+        Assert.Empty(page.Submissions);
+    }
+
+    private IHost WorkerHost(Action<IServiceCollection> services)
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        builder.Services.AddConveyor(o => o.BaseAddress = server.BaseAddress);
+        services(builder.Services);
+        return builder.Build();
+    }
+
+    private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
+
+    private static async IAsyncEnumerable<SubmissionChunk> Chunks(params SubmissionChunk[] chunks)
+    {
+        foreach (var chunk in chunks)
+        {
+            await Task.Yield();
+            yield return chunk;
+        }
+    }
+
+    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> Bytes(params byte[][] chunks)
+    {
+        foreach (var chunk in chunks)
+        {
+            await Task.Yield();
+            yield return chunk;
+        }
+    }
+
+    /// <summary>Records reports as they happen (Progress&lt;T&gt; would post them to the thread pool, after the wait returned).</summary>
+    private sealed class SynchronousProgress : IProgress<SubmissionProgress>
+    {
+        public ConcurrentQueue<SubmissionProgress> Reports { get; } = new();
+
+        public void Report(SubmissionProgress value) => Reports.Enqueue(value);
+    }
+
+    public sealed class HandledChunks
+    {
+        public ConcurrentBag<IServiceProvider> Scopes { get; } = [];
+
+        public ConcurrentBag<string> References { get; } = [];
+    }
+
+    public sealed class UpperCaseHandler(HandledChunks handled, IServiceProvider scope) : IChunkHandler
+    {
+        public Task<ChunkOutput> HandleAsync(ChunkContext chunk, CancellationToken cancellationToken)
+        {
+            handled.Scopes.Add(scope);
+            handled.References.Add(chunk.Chunk.BodyRef!.Key);
+            var text = Encoding.UTF8.GetString(chunk.Body!.Value.Span).ToUpperInvariant();
+            return Task.FromResult(ChunkOutput.FromBytes(Encoding.UTF8.GetBytes(text)));
+        }
+    }
+}
+
+public sealed record Numbers(int[] Values);
+
+public sealed record Sum(long Index, int Total);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(Numbers))]
+[JsonSerializable(typeof(Sum))]
+internal sealed partial class SubmissionTestJson : JsonSerializerContext;
