@@ -260,6 +260,19 @@ public abstract class SubmissionApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_consumer_silent_for_three_heartbeats_is_dropped_and_its_chunks_released()
+    {
+        var queue = SubmissionServer.UniqueQueue();
+        var id = (await Submit($$"""{"queue":"{{queue}}","chunks":[{"data":1}]}"""))["id"].Long();
+        using var consumer = await Server.ConnectAsync("heartbeat_ms=100");
+        var reserved = await consumer.RequestAsync($$"""{"type":"reserve","id":1,"queue":"{{queue}}","lease_ms":600000}""");
+        Assert.Single(reserved["chunks"]!.AsArray());
+        // From now on the client sends nothing (not even pongs): after three intervals the server ends the connection.
+        await SubmissionServer.Eventually(async () => (await Server.Submission(id))["chunks_ready"].Long() == 1, "the silent consumer's chunk to be released");
+        Assert.Equal(1, Assert.Single(await Server.Reserve(queue))!["attempt"].Long());
+    }
+
+    [Fact]
     public async Task Object_store_bodies_are_referenced_by_key_and_outputs_land_beside_the_inputs()
     {
         var queue = SubmissionServer.UniqueQueue();

@@ -16,7 +16,8 @@ internal static class ConsumeSocket
 {
     public const int DefaultHeartbeatMs = 15_000;
 
-    public static async Task RunAsync(HttpContext context, ChunkOperations chunks, ServerOptions options, TimeProvider time, ILogger<ChunkOperations> log)
+    public static async Task RunAsync(
+        HttpContext context, ChunkOperations chunks, ServerOptions options, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<ChunkOperations> log)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
@@ -34,7 +35,9 @@ internal static class ConsumeSocket
             heartbeat = TimeSpan.FromMilliseconds(ms);
         }
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        var connection = new Connection(socket, chunks, options, time, heartbeat, context.RequestAborted);
+        // The connection also ends when the server stops, so shutdown does not wait for consumers to hang up.
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        var connection = new Connection(socket, chunks, options, time, heartbeat, ending.Token);
         await connection.RunAsync();
         var released = await chunks.ReleaseOwnerAsync(connection.Owner, CancellationToken.None);
         if (released > 0) SubmissionLog.Released(log, connection.Owner, released);

@@ -25,7 +25,8 @@ internal static class SubmissionsModule
                 Path = Path.Combine(options.DataDirectory, "submissions.db"),
                 TimeProvider = options.TimeProvider,
             });
-        services.AddSingleton(store);
+        // A factory registration, so the container disposes the store at shutdown (it does not dispose given instances).
+        services.AddSingleton(_ => store);
         services.AddSingleton<IObjectStore>(new DirectoryObjectStore(options.ObjectStoreDirectory ?? Path.Combine(options.DataDirectory, "objects")));
         services.AddSingleton<ChunkSignal>();
         services.AddSingleton<ChunkOperations>();
