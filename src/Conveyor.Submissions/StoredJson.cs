@@ -41,6 +41,11 @@ public static class StoredJson
                 writer.WritePropertyName("payload");
                 writer.WriteRawValue(callback.PayloadJson);
             }
+            if (callback.DestinationsJson is not null)
+            {
+                writer.WritePropertyName("destinations");
+                writer.WriteRawValue(callback.DestinationsJson);
+            }
             writer.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());
@@ -54,6 +59,7 @@ public static class StoredJson
         return new SubmissionCallback(
             root.GetProperty("queue").GetString()!,
             root.GetProperty("kind").GetString()!,
-            root.TryGetProperty("payload", out var payload) ? payload.GetRawText() : null);
+            root.TryGetProperty("payload", out var payload) ? payload.GetRawText() : null,
+            root.TryGetProperty("destinations", out var destinations) ? destinations.GetRawText() : null);
     }
 }

@@ -45,8 +45,9 @@ public readonly record struct ChunkBody(BodyKind Kind, ReadOnlyMemory<byte> Byte
 /// <summary>
 /// A job to enqueue when the submission completes or fails (the completion callback). The server enqueues it through
 /// the job store with the idempotency key <c>submission-&lt;id&gt;</c>, so a retried dispatch never enqueues it twice.
+/// With <see cref="DestinationsJson"/> (push delivery's canonical array) the job is delivered to those destinations.
 /// </summary>
-public sealed record SubmissionCallback(string Queue, string Kind, string? PayloadJson);
+public sealed record SubmissionCallback(string Queue, string Kind, string? PayloadJson, string? DestinationsJson = null);
 
 /// <summary>The header of a new submission; its chunks come separately, as a stream.</summary>
 public sealed record NewSubmission

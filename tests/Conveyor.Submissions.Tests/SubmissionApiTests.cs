@@ -1,6 +1,9 @@
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 
 namespace Conveyor.Submissions.Tests;
 
@@ -322,6 +325,36 @@ public abstract class SubmissionApiTests : IAsyncLifetime
         Assert.Equal("completed", job["payload"]!["submission"]!["state"].Text());
         Assert.Equal("ops", job["payload"]!["payload"]!["to"].Text());
         Assert.Equal($"submission-{id}", job["idempotency_key"].Text());
+    }
+
+    [Fact]
+    public async Task A_callback_with_a_destination_is_delivered_as_a_webhook()
+    {
+        var received = System.Threading.Channels.Channel.CreateUnbounded<string>();
+        var hook = WebApplication.CreateSlimBuilder();
+        hook.WebHost.UseUrls("http://127.0.0.1:0");
+        await using var receiver = hook.Build();
+        receiver.MapPost("/hooks/done", async (HttpRequest request) =>
+        {
+            using var reader = new StreamReader(request.Body);
+            await received.Writer.WriteAsync(await reader.ReadToEndAsync());
+            return Results.Ok();
+        });
+        await receiver.StartAsync();
+        var url = receiver.Urls.First() + "/hooks/done";
+
+        var queue = SubmissionServer.UniqueQueue();
+        var callbacks = SubmissionServer.UniqueQueue("hook");
+        var id = (await Submit($$"""
+            {"queue":"{{queue}}","chunks":[{"data":1}],
+             "on_complete":{"queue":"{{callbacks}}","kind":"done","destination":{"type":"http","url":"{{url}}"} } }
+            """))["id"].Long();
+        Assert.Equal(200, (await Server.Complete((await Server.Reserve(queue))[0]!)).Status);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var delivered = JsonNode.Parse(await received.Reader.ReadAsync(timeout.Token))!;
+        Assert.Equal(id, delivered["submission"]!["id"].Long());
+        Assert.Equal("completed", delivered["submission"]!["state"].Text());
+        await receiver.StopAsync();
     }
 }
 

@@ -33,6 +33,10 @@ internal sealed class CallbackBody
     public string? Queue { get; set; }
     public string? Kind { get; set; }
     public JsonElement? Payload { get; set; }
+
+    /// <summary>Push delivery (docs/delivery.md): the callback job is delivered to this destination, or to these.</summary>
+    public JsonElement? Destination { get; set; }
+    public JsonElement? Destinations { get; set; }
 }
 
 internal sealed class ReserveBody
@@ -101,7 +105,7 @@ internal sealed record SubmissionResponse(
     string? Prefix, CallbackResponse? OnComplete, FailedChunkResponse? FailedChunk, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt,
     DateTimeOffset? FinishedAt);
 
-internal sealed record CallbackResponse(string Queue, string Kind, JsonElement? Payload);
+internal sealed record CallbackResponse(string Queue, string Kind, JsonElement? Payload, JsonElement? Destinations);
 
 internal sealed record FailedChunkResponse(long Index, string? Error);
 

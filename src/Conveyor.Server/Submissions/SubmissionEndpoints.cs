@@ -92,7 +92,7 @@ internal static class SubmissionEndpoints
         v1.MapGet("/consume", ConsumeSocket.RunAsync).Requires(Access.Work).ExcludeFromDescription();
     }
 
-    private static async Task<IResult> Submit(HttpContext context, ChunkOperations chunks, ServerOptions options, CancellationToken ct)
+    private static async Task<IResult> Submit(HttpContext context, ChunkOperations chunks, ServerOptions options, Delivery.PushQueues push, CancellationToken ct)
     {
         var type = context.Request.ContentType ?? "application/json";
         if (type.StartsWith("application/x-ndjson", StringComparison.OrdinalIgnoreCase))
@@ -103,7 +103,8 @@ internal static class SubmissionEndpoints
             if (spool is null) return tooLarge ? Problems.TooLarge(error!) : Problems.BadRequest(error!);
             await using (spool)
             {
-                if (SubmissionRequests.CheckHeader(spool.Header, ndjson: true, out var header) is { } bad) return Problems.BadRequest(bad);
+                if (SubmissionRequests.CheckHeader(spool.Header, ndjson: true, options.DeliverySecrets, out var header) is { } bad) return Problems.BadRequest(bad);
+                if (await CheckCallbackQueue(header, push, ct) is { } notPush) return notPush;
                 var created = await chunks.Store.CreateAsync(header, spool.ReadBackAsync(ct), ct);
                 chunks.Submitted(created);
                 return Created(created);
@@ -118,7 +119,8 @@ internal static class SubmissionEndpoints
             if (body.IsEmpty) return Problems.BadRequest("The request body is empty: send {\"queue\": ..., \"chunks\": [...]} or chunks_ref.");
             if (!RequestBody.TryParse(body.Span, SubmissionBodyJson.Default.SubmitBody, out var request, out var parseError)) return parseError!;
             if (request is null) return Problems.BadRequest("The request body must be a JSON object, not null.");
-            if (SubmissionRequests.CheckHeader(request, ndjson: false, out var header) is { } bad) return Problems.BadRequest(bad);
+            if (SubmissionRequests.CheckHeader(request, ndjson: false, options.DeliverySecrets, out var header) is { } bad) return Problems.BadRequest(bad);
+            if (await CheckCallbackQueue(header, push, ct) is { } notPush) return notPush;
             IAsyncEnumerable<ChunkBody> items;
             if (request.ChunksRef is { } reference)
             {
@@ -139,6 +141,12 @@ internal static class SubmissionEndpoints
             return Created(created);
         }
     }
+
+    /// <summary>A callback with destinations needs a push queue: made one now (as an enqueue would), or 409 when it holds pull jobs.</summary>
+    private static async Task<IResult?> CheckCallbackQueue(NewSubmission header, Delivery.PushQueues push, CancellationToken ct) =>
+        header.OnComplete is { DestinationsJson: not null } callback && await push.EnsurePushAsync(callback.Queue, ct) is { } notPush
+            ? Problems.Conflict($"on_complete: {notPush}")
+            : null;
 
     private static IResult Created(Submission submission) => new JsonWriterResult(201, w => SubmissionJson.Write(w, submission));
 

@@ -53,6 +53,7 @@ internal static class SubmissionJson
             w.WriteString("queue", callback.Queue);
             w.WriteString("kind", callback.Kind);
             Raw(w, "payload", callback.PayloadJson);
+            Raw(w, "destinations", callback.DestinationsJson);
             w.WriteEndObject();
         }
         else

@@ -89,7 +89,7 @@ internal sealed class SubmissionRetentionSweeper(ISubmissionStore store, ServerO
 /// in between replays the insert, which the key turns into a no-op.
 /// </summary>
 internal sealed class SubmissionCallbackDispatcher(
-    ISubmissionStore store, IJobStore jobs, ServerOptions options, ILogger<SubmissionCallbackDispatcher> log) : BackgroundService
+    ISubmissionStore store, IJobStore jobs, Delivery.PushQueues push, ServerOptions options, ILogger<SubmissionCallbackDispatcher> log) : BackgroundService
 {
     private readonly SemaphoreSlim _wake = new(0);
 
@@ -137,7 +137,11 @@ internal sealed class SubmissionCallbackDispatcher(
                     Kind = callback.Kind,
                     PayloadJson = Payload(submission),
                     IdempotencyKey = $"submission-{submission.Id}",
+                    DestinationsJson = callback.DestinationsJson,
                 };
+                // Checked at submit too; again here because the queue may have changed since (or on another server).
+                if (job.DestinationsJson is not null && await push.EnsurePushAsync(job.Queue, cancellationToken) is { } notPush)
+                    SubmissionLog.CallbackQueueNotPush(log, submission.Id, notPush);
                 await jobs.JobInsertManyAsync([job], cancellationToken);
                 // At-least-once checkpoint: recorded only after the job is durable.
                 await store.CallbackDoneAsync(submission.Id, cancellationToken);
@@ -170,6 +174,9 @@ internal static partial class SubmissionLog
 
     [LoggerMessage(EventId = 5002, Level = LogLevel.Information, Message = "Retention deleted {Count} finished submissions older than {Age}.")]
     public static partial void Deleted(ILogger logger, int count, TimeSpan age);
+
+    [LoggerMessage(EventId = 5004, Level = LogLevel.Warning, Message = "The callback of submission {Id} has destinations but its queue is not a push queue; enqueued as it is. {Reason}")]
+    public static partial void CallbackQueueNotPush(ILogger logger, long id, string reason);
 
     [LoggerMessage(EventId = 5003, Level = LogLevel.Information, Message = "Consumer connection {Owner} closed; released {Count} reserved chunks.")]
     public static partial void Released(ILogger logger, string owner, int count);

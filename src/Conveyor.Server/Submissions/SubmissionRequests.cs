@@ -19,7 +19,7 @@ internal static class SubmissionRequests
             : $"'{Http.JobRequests.Truncate(key)}' is not a valid label name: use 1-64 letters, digits, '_', '-' or '.'.";
 
     /// <summary>The header of a submission (everything but the chunks); <paramref name="ndjson"/> refuses inline chunks in the header line.</summary>
-    public static string? CheckHeader(SubmitBody body, bool ndjson, out NewSubmission submission)
+    public static string? CheckHeader(SubmitBody body, bool ndjson, IReadOnlyCollection<string> deliverySecrets, out NewSubmission submission)
     {
         submission = null!;
         if (body.Queue is null) return "queue is required: the queue whose consumers process the chunks.";
@@ -48,8 +48,10 @@ internal static class SubmissionRequests
             if (onComplete.Queue is null) return "on_complete.queue is required: the queue of the job to enqueue when the submission finishes.";
             if (Http.JobRequests.CheckQueue(onComplete.Queue) is { } badQueue) return $"on_complete.queue: {badQueue}";
             if (onComplete.Kind is { Length: 0 or > JobLimits.MaxNameLength }) return $"on_complete.kind must be 1-{JobLimits.MaxNameLength} characters.";
+            if (!Delivery.Destinations.TryNormalize(onComplete.Destination, onComplete.Destinations, deliverySecrets, out var destinations, out var badDestination))
+                return $"on_complete: {badDestination}";
             callback = new SubmissionCallback(onComplete.Queue, onComplete.Kind ?? "submission.finished",
-                onComplete.Payload is { ValueKind: not JsonValueKind.Null } payload ? payload.GetRawText() : null);
+                onComplete.Payload is { ValueKind: not JsonValueKind.Null } payload ? payload.GetRawText() : null, destinations);
         }
         submission = new NewSubmission
         {
