@@ -93,6 +93,8 @@ internal sealed class CliApp(
             BuildStats(),
             WorkCommand.Build(SetClientAction),
             ScheduleCommands.Build(SetClientAction, SetClientAction, SetClientAction),
+            SubmissionCommands.BuildSubmit(SetClientAction),
+            SubmissionCommands.BuildShow(SetClientAction),
         };
         return root;
     }

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
@@ -29,8 +30,23 @@ public sealed partial class ConveyorClient
     {
         ArgumentNullException.ThrowIfNull(chunks);
         using var content = new NdjsonSubmissionContent(Header(queue, options, chunksRef: null), chunks);
-        using var response = await SendAsync(HttpMethod.Post, "v1/submissions", content, cancellationToken).ConfigureAwait(false);
-        return await ReadAsync(response, SubmissionJsonContext.Default.SubmissionInfo, cancellationToken).ConfigureAwait(false);
+        HttpResponseMessage response;
+        try
+        {
+            response = await SendAsync(HttpMethod.Post, "v1/submissions", content, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception) when (content.SourceFailure is { } failure)
+        {
+            // The chunk sequence threw mid-upload: the server saw a truncated body and created nothing; the caller's
+            // exception says why better than the broken request would.
+            ExceptionDispatchInfo.Throw(failure);
+            throw;
+        }
+
+        using (response)
+        {
+            return await ReadAsync(response, SubmissionJsonContext.Default.SubmissionInfo, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>

@@ -30,6 +30,9 @@ internal sealed class NdjsonSubmissionContent : HttpContent
     /// <summary>How many chunk lines were written (for the caller's diagnostics).</summary>
     public long ChunksWritten { get; private set; }
 
+    /// <summary>What the caller's chunk sequence threw, if it did: surfaced as itself, not as a broken connection.</summary>
+    public Exception? SourceFailure { get; private set; }
+
     protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>
         SerializeToStreamAsync(stream, context, CancellationToken.None);
 
@@ -48,16 +51,40 @@ internal sealed class NdjsonSubmissionContent : HttpContent
         {
             JsonSerializer.Serialize(json, _header, SubmissionJsonContext.Default.SubmitHeader);
             var pending = EndLine(json, pipe);
-            await foreach (var chunk in _chunks.WithCancellation(cancellationToken).ConfigureAwait(false))
+            var chunks = _chunks.WithCancellation(cancellationToken).ConfigureAwait(false).GetAsyncEnumerator();
+            try
             {
-                WriteChunk(json, chunk);
-                pending += EndLine(json, pipe);
-                ChunksWritten++;
-                if (pending >= FlushEveryBytes)
+                while (true)
                 {
-                    await pipe.FlushAsync(cancellationToken).ConfigureAwait(false);
-                    pending = 0;
+                    SubmissionChunk chunk;
+                    try
+                    {
+                        if (!await chunks.MoveNextAsync())
+                        {
+                            break;
+                        }
+
+                        chunk = chunks.Current;
+                    }
+                    catch (Exception exception) when (exception is not OperationCanceledException)
+                    {
+                        SourceFailure = exception;
+                        throw;
+                    }
+
+                    WriteChunk(json, chunk);
+                    pending += EndLine(json, pipe);
+                    ChunksWritten++;
+                    if (pending >= FlushEveryBytes)
+                    {
+                        await pipe.FlushAsync(cancellationToken).ConfigureAwait(false);
+                        pending = 0;
+                    }
                 }
+            }
+            finally
+            {
+                await chunks.DisposeAsync();
             }
 
             await pipe.FlushAsync(cancellationToken).ConfigureAwait(false);
