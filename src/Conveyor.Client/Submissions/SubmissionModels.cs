@@ -53,6 +53,9 @@ public sealed record SubmissionCallback
 
     /// <summary>Passed to the job as <c>payload.payload</c>, beside the finished submission.</summary>
     public JsonElement? Payload { get; init; }
+
+    /// <summary>Push delivery of the callback job (docs/delivery.md): the server delivers it to these instead of a worker leasing it.</summary>
+    public IReadOnlyList<PushDestination>? Destinations { get; init; }
 }
 
 /// <summary>The chunk whose retries ran out, failing its submission.</summary>
