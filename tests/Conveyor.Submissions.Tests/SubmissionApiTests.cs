@@ -59,6 +59,19 @@ public abstract class SubmissionApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_openapi_shapes_match_real_answers()
+    {
+        static string[] Fields(Type type) =>
+            [.. type.GetProperties().Select(p => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name)).Order()];
+        var queue = SubmissionServer.UniqueQueue();
+        var created = await Submit($$"""{"queue":"{{queue}}","chunks_ref":{"prefix":"{{queue}}","count":1} }""");
+        Assert.Equal(Fields(typeof(Conveyor.Server.Submissions.SubmissionResponse)), created.AsObject().Select(p => p.Key).Order());
+        var chunk = (await Server.Reserve(queue))[0]!.AsObject();
+        var optional = new[] { "data", "data_base64" }; // a chunk carries one body field: here body_ref
+        Assert.Equal(Fields(typeof(Conveyor.Server.Submissions.ReservedChunkResponse)).Except(optional), chunk.Select(p => p.Key).Order());
+    }
+
+    [Fact]
     public async Task A_submission_without_chunks_is_completed_at_once()
     {
         var created = await Submit($$"""{"queue":"{{SubmissionServer.UniqueQueue()}}","chunks":[]}""");
