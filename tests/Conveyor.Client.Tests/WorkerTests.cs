@@ -236,11 +236,12 @@ public sealed class WorkerTests(ServerFixture server) : IClassFixture<ServerFixt
         var queue = ServerFixture.UniqueQueue("heartbeat");
         var runs = 0;
         using var host = server.Worker(
-            o => o.Queue(queue, concurrency: 2, leaseDuration: TimeSpan.FromSeconds(1)),
+            // Beats every 750 ms: a loaded machine may stall the worker for up to 2 s without the lease running out.
+            o => o.Queue(queue, concurrency: 2, leaseDuration: TimeSpan.FromSeconds(3)),
             w => w.AddHandler<int, int>(queue, async (n, _, ct) =>
             {
                 Interlocked.Increment(ref runs);
-                await Task.Delay(TimeSpan.FromMilliseconds(2500), ct); // the work: 2.5 leases long
+                await Task.Delay(TimeSpan.FromMilliseconds(7500), ct); // the work: 2.5 leases long
                 return n + 1;
             }));
         await host.StartAsync(Limits.Token);

@@ -227,21 +227,30 @@ public sealed class DashboardPageTests(BrowserFixture browser)
     }
 
     [Fact]
-    public async Task Schedules_are_listed_with_their_next_run_and_submissions_say_they_are_not_available_yet()
+    public async Task Schedules_are_listed_with_their_next_run_and_submissions_with_their_progress()
     {
         var name = Seed.UniqueQueue("nightly");
         await Server.Http.Send(HttpMethod.Put, $"/v1/schedules/{name}", """{"cron":"0 3 * * *","queue":"reports","job":{"kind":"report.daily"}}""", expect: 201);
+        var submission = await Server.Http.Send(HttpMethod.Post, "/v1/submissions",
+            $$"""{"queue":"{{Seed.UniqueQueue("chunks")}}","chunk_size":100,"chunks":[{"data":1},{"data":2}]}""", expect: 201);
+        var id = (long)submission!["id"]!;
         await using var tab = await browser.NewPageAsync(Server);
         var page = tab.Page;
         await page.GotoAsync("/");
-        // The menu offers what the server's API has (read from its OpenAPI document): schedules yes, submissions not yet.
-        await Expect(page.GetByRole(AriaRole.Navigation, new() { Name = "Sections" }).GetByRole(AriaRole.Link)).ToHaveTextAsync(["Overview", "Jobs", "Schedules"]);
+        // The menu offers what the server's API has (read from its OpenAPI document).
+        await Expect(page.GetByRole(AriaRole.Navigation, new() { Name = "Sections" }).GetByRole(AriaRole.Link)).ToHaveTextAsync(["Overview", "Jobs", "Submissions", "Schedules"]);
         await page.GotoAsync("/#/schedules");
         var row = page.Locator("tbody tr", new() { HasText = name });
         await Expect(row).ToContainTextAsync("0 3 * * *");
         await Expect(row.Locator("td[data-label='next run at']")).ToContainTextAsync("03:00:00");
+
         await page.GotoAsync("/#/submissions");
-        await Expect(page.Locator("[data-empty='unavailable']")).ToContainTextAsync("not available on this server");
+        var listed = page.Locator($"tbody tr[data-id='{id}']");
+        await Expect(listed.Locator("td[data-label='progress']")).ToHaveTextAsync("0 of 2 chunks");
+        await Expect(listed.Locator("td[data-label='state']")).ToHaveTextAsync("in progress");
+        await listed.GetByRole(AriaRole.Link, new() { Name = id.ToString(System.Globalization.CultureInfo.InvariantCulture) }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Heading, new() { Name = $"Submission {id} (in progress)" })).ToBeVisibleAsync();
+        await Expect(page.GetByRole(AriaRole.Progressbar)).ToHaveAttributeAsync("aria-valuemax", "2");
     }
 
     [Fact]
