@@ -166,6 +166,7 @@ public abstract class SubmissionApiTests : IAsyncLifetime
         var (again, problem) = await Server.Post($"/v1/submissions/{id}/cancel");
         Assert.Equal(409, again);
         Assert.Contains("already cancelled", problem!["detail"].Text());
+        Assert.Equal("cancelled", problem!["state"].Text());
         Assert.Equal(404, (await Server.Post("/v1/submissions/999999/cancel")).Status);
     }
 

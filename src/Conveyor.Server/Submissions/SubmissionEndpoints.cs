@@ -148,6 +148,10 @@ internal static class SubmissionEndpoints
             ? Problems.Conflict($"on_complete: {notPush}")
             : null;
 
+    /// <summary>A 409 that also carries the submission's state as a field, so clients need not parse the sentence.</summary>
+    private static IResult ConflictWithState(string detail, SubmissionState state) =>
+        Microsoft.AspNetCore.Http.Results.Problem(detail, statusCode: 409, title: "Conflict", extensions: new Dictionary<string, object?> { ["state"] = state.ToWire() });
+
     private static IResult Created(Submission submission) => new JsonWriterResult(201, w => SubmissionJson.Write(w, submission));
 
     private static async Task<IResult> Get(long id, ISubmissionStore store, CancellationToken ct) =>
@@ -220,9 +224,9 @@ internal static class SubmissionEndpoints
         if (submission is null) return Problems.NotFound($"Submission {id} was not found.");
         if (submission.State != SubmissionState.Completed && partialText != "true")
         {
-            return Problems.Conflict(
+            return ConflictWithState(
                 $"Submission {id} is {submission.State.ToWire()} ({submission.ChunksDone} of {submission.ChunksTotal} chunks done); its results can be read " +
-                "once it is completed, or pass ?partial=true for the chunks finished so far.");
+                "once it is completed, or pass ?partial=true for the chunks finished so far.", submission.State);
         }
         return new ResultStream(store.ReadResultsAsync(id, ct), objects.Name);
     }
@@ -255,7 +259,8 @@ internal static class SubmissionEndpoints
         return outcome.Status switch
         {
             CancelStatus.NotFound => Problems.NotFound($"Submission {id} was not found."),
-            CancelStatus.AlreadyTerminal => Problems.Conflict($"Submission {id} is already {outcome.Submission!.State.ToWire()}; only an in_progress submission can be cancelled."),
+            CancelStatus.AlreadyTerminal => ConflictWithState(
+                $"Submission {id} is already {outcome.Submission!.State.ToWire()}; only an in_progress submission can be cancelled.", outcome.Submission.State),
             _ => new JsonWriterResult(200, w => SubmissionJson.Write(w, outcome.Submission!)),
         };
     }
