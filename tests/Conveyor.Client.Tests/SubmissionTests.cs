@@ -16,8 +16,10 @@ public sealed class SubmissionTests(ServerFixture server) : IClassFixture<Server
 {
     private ConveyorClient Client => server.Client;
 
-    [Fact]
-    public async Task Chunks_streamed_from_an_async_enumerable_are_worked_and_read_back_in_order_with_progress()
+    [Theory]
+    [InlineData(ChunkWorkerTransport.WebSocket)]
+    [InlineData(ChunkWorkerTransport.Http)]
+    public async Task Chunks_streamed_from_an_async_enumerable_are_worked_and_read_back_in_order_with_progress(ChunkWorkerTransport transport)
     {
         var queue = ServerFixture.UniqueQueue("sums");
         const int Count = 40;
@@ -47,7 +49,7 @@ public sealed class SubmissionTests(ServerFixture server) : IClassFixture<Server
             (numbers, chunk, _) => Task.FromResult(new Sum(chunk.Index, numbers!.Values.Sum())),
             SubmissionTestJson.Default.Numbers,
             SubmissionTestJson.Default.Sum,
-            o => { o.Concurrency = 4; o.PollWait = TimeSpan.FromMilliseconds(200); }));
+            o => { o.Concurrency = 4; o.PollWait = TimeSpan.FromMilliseconds(200); o.Transport = transport; }));
         await host.StartAsync(Limits.Token);
 
         var seen = new SynchronousProgress();
@@ -212,6 +214,114 @@ public sealed class SubmissionTests(ServerFixture server) : IClassFixture<Server
         Assert.Contains("not a valid label name", error.Message);
         var page = await Client.ListSubmissionsAsync(new SubmissionSearch { Queue = queue }, cancellationToken: Limits.Token);
         Assert.Empty(page.Submissions);
+    }
+
+    [Theory]
+    [InlineData(ChunkWorkerTransport.WebSocket)]
+    [InlineData(ChunkWorkerTransport.Http)]
+    public async Task A_chunk_longer_than_its_lease_is_kept_by_heartbeats_and_runs_once(ChunkWorkerTransport transport)
+    {
+        var queue = ServerFixture.UniqueQueue("long");
+        var attempts = new ConcurrentQueue<int>();
+        var submission = await Client.SubmitAsync(queue, Chunks(SubmissionChunk.FromJson(Json("1"))), cancellationToken: Limits.Token);
+        using var host = WorkerHost(s => s.AddConveyorChunkWorker(
+            queue,
+            async (chunk, token) =>
+            {
+                attempts.Enqueue(chunk.Attempt);
+
+                // Work for 2.5 leases: without heartbeats the server would expire the lease (checked every second) and
+                // hand the chunk out again, or refuse this completion. Heartbeats come ten times per lease, so a busy
+                // machine does not lose it.
+                await Task.Delay(TimeSpan.FromMilliseconds(5000), token);
+                return ChunkOutput.None;
+            },
+            o => { o.LeaseDuration = TimeSpan.FromSeconds(2); o.HeartbeatInterval = TimeSpan.FromMilliseconds(200); o.Transport = transport;
+                   o.PollWait = TimeSpan.FromMilliseconds(200); o.Concurrency = 2; }));
+        await host.StartAsync(Limits.Token);
+
+        var done = await Client.WaitForSubmissionAsync(submission.Id, Limits.Wait, pollInterval: TimeSpan.FromMilliseconds(50), cancellationToken: Limits.Token);
+
+        Assert.Equal((1L, 0L), (done.ChunksDone, done.ChunksFailed));
+        Assert.Equal([1], attempts);
+        await host.StopAsync(Limits.Token);
+    }
+
+    [Theory]
+    [InlineData(ChunkWorkerTransport.WebSocket)]
+    [InlineData(ChunkWorkerTransport.Http)]
+    public async Task Cancelling_the_submission_cancels_a_running_handlers_token(ChunkWorkerTransport transport)
+    {
+        var queue = ServerFixture.UniqueQueue("lost");
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var submission = await Client.SubmitAsync(queue, Chunks(SubmissionChunk.Empty), cancellationToken: Limits.Token);
+        using var host = WorkerHost(s => s.AddConveyorChunkWorker(
+            queue,
+            async (_, token) =>
+            {
+                started.TrySetResult();
+                using var registration = token.Register(() => cancelled.TrySetResult());
+                await Task.Delay(Timeout.Infinite, token);
+                return ChunkOutput.None;
+            },
+            o => { o.HeartbeatInterval = TimeSpan.FromMilliseconds(100); o.Transport = transport; o.PollWait = TimeSpan.FromMilliseconds(200); }));
+        await host.StartAsync(Limits.Token);
+        await started.Within();
+
+        await Client.CancelSubmissionAsync(submission.Id, Limits.Token);
+
+        // The next heartbeat is refused (the chunk was skipped): the handler's token fires, and nothing is reported.
+        await cancelled.Within();
+        await host.StopAsync(Limits.Token);
+        var after = await Client.GetSubmissionAsync(submission.Id, Limits.Token);
+        Assert.Equal(("cancelled", 0L), (after.State, after.ChunksDone));
+    }
+
+    [Theory]
+    [InlineData(ChunkWorkerTransport.WebSocket)]
+    [InlineData(ChunkWorkerTransport.Http)]
+    public async Task Stopping_past_the_grace_period_releases_the_running_chunk_without_counting_its_attempt(ChunkWorkerTransport transport)
+    {
+        var queue = ServerFixture.UniqueQueue("stop");
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var submission = await Client.SubmitAsync(queue, Chunks(SubmissionChunk.FromJson(Json("\"slow\""))), cancellationToken: Limits.Token);
+        using var host = WorkerHost(s => s.AddConveyorChunkWorker(
+            queue,
+            async (_, token) =>
+            {
+                started.TrySetResult();
+                await Task.Delay(Timeout.Infinite, token);
+                return ChunkOutput.None;
+            },
+            o => { o.ShutdownGracePeriod = TimeSpan.Zero; o.Transport = transport; o.PollWait = TimeSpan.FromMilliseconds(200); o.Concurrency = 2; }));
+        await host.StartAsync(Limits.Token);
+        await started.Within();
+
+        await host.StopAsync(Limits.Token);
+
+        var after = await Client.GetSubmissionAsync(submission.Id, Limits.Token);
+        Assert.Equal((1L, 0L, "in_progress"), (after.ChunksReady, after.ChunksReserved, after.State));
+        var again = Assert.Single(await Client.ReserveChunksAsync(queue, cancellationToken: Limits.Token));
+        Assert.Equal((0L, 1), (again.Index, again.Attempt));
+        Assert.Equal("slow", again.Data!.Value.GetString());
+        Assert.Equal("released", (await Client.ReleaseChunkAsync(again, Limits.Token)).Outcome);
+    }
+
+    [Fact]
+    public async Task A_chunk_sequence_that_throws_surfaces_as_itself_and_creates_nothing()
+    {
+        var queue = ServerFixture.UniqueQueue("throws");
+        async IAsyncEnumerable<SubmissionChunk> Broken()
+        {
+            yield return SubmissionChunk.FromJson(Json("1"));
+            await Task.Yield();
+            throw new FileNotFoundException("the input went away");
+        }
+
+        var error = await Assert.ThrowsAsync<FileNotFoundException>(() => Client.SubmitAsync(queue, Broken(), cancellationToken: Limits.Token));
+        Assert.Equal("the input went away", error.Message);
+        Assert.Empty((await Client.ListSubmissionsAsync(new SubmissionSearch { Queue = queue }, cancellationToken: Limits.Token)).Submissions);
     }
 
     private IHost WorkerHost(Action<IServiceCollection> services)

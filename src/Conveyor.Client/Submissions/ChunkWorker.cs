@@ -6,7 +6,7 @@ namespace Conveyor.Client;
 
 /// <summary>
 /// Works the chunks of one queue's submissions: <see cref="ChunkWorkerOptions.Concurrency"/> loops, each reserving a
-/// chunk (HTTP long poll), reading its body from the object store when it comes as a reference, running the handler
+/// chunk (over the <c>/v1/consume</c> WebSocket by default, or the HTTP routes; long poll), reading its body from the object store when it comes as a reference, running the handler
 /// with heartbeats, and completing the chunk with the handler's output or failing it with the exception's message.
 /// Hosted by <c>services.AddConveyorChunkWorker(…)</c>, or run by hand with <see cref="RunAsync"/>.
 /// </summary>
@@ -18,6 +18,9 @@ public sealed class ChunkWorker
 {
     private static readonly TimeSpan FirstRetry = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan LastRetry = TimeSpan.FromSeconds(10);
+
+    // The server pings the consumer WebSocket this often and drops it after three silent intervals.
+    private static readonly TimeSpan ConsumeHeartbeat = TimeSpan.FromSeconds(15);
 
     private readonly ConveyorClient _client;
     private readonly string _queue;
@@ -68,28 +71,36 @@ public sealed class ChunkWorker
             }
         });
         ChunkWorkerLog.Started(_logger, _queue, _options.Concurrency);
-        var loops = new Task[_options.Concurrency];
-        for (var i = 0; i < loops.Length; i++)
+        IChunkTransport transport = _options.Transport == ChunkWorkerTransport.WebSocket
+            ? new WebSocketChunkTransport(_client, ConsumeHeartbeat)
+            : new HttpChunkTransport(_client);
+        await using (transport.ConfigureAwait(false))
         {
-            loops[i] = Task.Run(() => LoopAsync(stopping, hardStop.Token), CancellationToken.None);
+            var loops = new Task[_options.Concurrency];
+            for (var i = 0; i < loops.Length; i++)
+            {
+                loops[i] = Task.Run(() => LoopAsync(transport, stopping, hardStop.Token), CancellationToken.None);
+            }
+
+            await Task.WhenAll(loops).ConfigureAwait(false);
         }
 
-        await Task.WhenAll(loops).ConfigureAwait(false);
         ChunkWorkerLog.Stopped(_logger, _queue);
     }
 
-    private async Task LoopAsync(CancellationToken stopping, CancellationToken hardStop)
+    private async Task LoopAsync(IChunkTransport transport, CancellationToken stopping, CancellationToken hardStop)
     {
+        var reserve = ConveyorClient.ReserveBody(_queue, 1, _options.PollWait, _options.LeaseDuration, _options.Order, _options.PreferDistinct);
         var retry = FirstRetry;
         while (!stopping.IsCancellationRequested)
         {
             IReadOnlyList<ReservedChunk> chunks;
             try
             {
-                // Never cancelled once sent: chunks reserved by an answer nobody reads would wait for their lease to expire.
-                chunks = await _client.ReserveChunksAsync(
-                    _queue, 1, _options.PollWait, _options.LeaseDuration, _options.Order, _options.PreferDistinct, CancellationToken.None)
-                    .ConfigureAwait(false);
+                // Never cancelled once sent: over HTTP, chunks reserved by an answer nobody reads would wait for their lease
+                // to expire; over the WebSocket they would be released only when the connection closes, a moment after
+                // this worker said it stopped. Shutdown waits (at most PollWait) and releases what the answer brings.
+                chunks = await transport.ReserveAsync(reserve, CancellationToken.None).ConfigureAwait(false);
                 retry = FirstRetry;
             }
             catch (Exception exception) when (exception is ConveyorException or InvalidOperationException)
@@ -114,11 +125,11 @@ public sealed class ChunkWorker
                 {
                     if (stopping.IsCancellationRequested)
                     {
-                        await ReleaseAsync(chunk).ConfigureAwait(false);
+                        await ReleaseAsync(transport, chunk).ConfigureAwait(false);
                     }
                     else
                     {
-                        await WorkAsync(chunk, hardStop).ConfigureAwait(false);
+                        await WorkAsync(transport, chunk, hardStop).ConfigureAwait(false);
                     }
                 }
                 catch (Exception exception)
@@ -130,13 +141,13 @@ public sealed class ChunkWorker
         }
     }
 
-    private async Task WorkAsync(ReservedChunk chunk, CancellationToken hardStop)
+    private async Task WorkAsync(IChunkTransport transport, ReservedChunk chunk, CancellationToken hardStop)
     {
         Interlocked.Increment(ref _running);
         using var leaseLost = new CancellationTokenSource();
         using var handlerToken = CancellationTokenSource.CreateLinkedTokenSource(hardStop, leaseLost.Token);
         using var heartbeatStop = new CancellationTokenSource();
-        var heartbeats = HeartbeatLoopAsync(chunk, leaseLost, heartbeatStop.Token);
+        var heartbeats = HeartbeatLoopAsync(transport, chunk, leaseLost, heartbeatStop.Token);
         ChunkOutput output = default;
         Exception? failure = null;
         try
@@ -165,25 +176,25 @@ public sealed class ChunkWorker
 
         if (failure is OperationCanceledException && hardStop.IsCancellationRequested)
         {
-            await ReleaseAsync(chunk).ConfigureAwait(false);
+            await ReleaseAsync(transport, chunk).ConfigureAwait(false);
             return;
         }
 
         try
         {
+            var target = ConveyorClient.Target(chunk);
             if (failure is not null)
             {
                 var error = string.IsNullOrWhiteSpace(failure.Message) ? failure.GetType().Name : failure.Message;
                 ChunkWorkerLog.ChunkFailed(_logger, chunk.SubmissionId, chunk.Index, chunk.Attempt, error);
-                await RetryTransientAsync(() => _client.FailChunkAsync(chunk, error, CancellationToken.None)).ConfigureAwait(false);
-            }
-            else if (output.Bytes is { } bytes)
-            {
-                await RetryTransientAsync(() => _client.CompleteChunkAsync(chunk, bytes, output.Operations, CancellationToken.None)).ConfigureAwait(false);
+                await RetryTransientAsync(() => transport.SendAsync("fail", target with { Error = error }, CancellationToken.None)).ConfigureAwait(false);
             }
             else
             {
-                await RetryTransientAsync(() => _client.CompleteChunkAsync(chunk, output.Json, output.Operations, CancellationToken.None)).ConfigureAwait(false);
+                var body = output.Bytes is { } bytes
+                    ? target with { ResultBase64 = Convert.ToBase64String(bytes.Span), Operations = output.Operations }
+                    : target with { Result = output.Json, Operations = output.Operations };
+                await RetryTransientAsync(() => transport.SendAsync("complete", body, CancellationToken.None)).ConfigureAwait(false);
             }
         }
         catch (ChunkLeaseLostException exception)
@@ -218,8 +229,9 @@ public sealed class ChunkWorker
         }
     }
 
-    private async Task HeartbeatLoopAsync(ReservedChunk chunk, CancellationTokenSource leaseLost, CancellationToken stop)
+    private async Task HeartbeatLoopAsync(IChunkTransport transport, ReservedChunk chunk, CancellationTokenSource leaseLost, CancellationToken stop)
     {
+        var extend = ConveyorClient.Target(chunk) with { ExtendMs = (long)_options.LeaseDuration.TotalMilliseconds };
         try
         {
             while (true)
@@ -227,7 +239,7 @@ public sealed class ChunkWorker
                 await Task.Delay(_options.Heartbeat, stop).ConfigureAwait(false);
                 try
                 {
-                    await _client.HeartbeatChunkAsync(chunk, _options.LeaseDuration, stop).ConfigureAwait(false);
+                    await transport.SendAsync("heartbeat", extend, stop).ConfigureAwait(false);
                 }
                 catch (ConveyorException exception) when (exception is SubmissionNotFoundException or ChunkLeaseLostException)
                 {
@@ -247,11 +259,11 @@ public sealed class ChunkWorker
         }
     }
 
-    private async Task ReleaseAsync(ReservedChunk chunk)
+    private async Task ReleaseAsync(IChunkTransport transport, ReservedChunk chunk)
     {
         try
         {
-            await _client.ReleaseChunkAsync(chunk, CancellationToken.None).ConfigureAwait(false);
+            await transport.SendAsync("release", ConveyorClient.Target(chunk), CancellationToken.None).ConfigureAwait(false);
             ChunkWorkerLog.Released(_logger, chunk.SubmissionId, chunk.Index);
         }
         catch (ConveyorException exception)

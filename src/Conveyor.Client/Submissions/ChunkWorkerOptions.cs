@@ -3,6 +3,13 @@ namespace Conveyor.Client;
 /// <summary>Settings of one chunk worker (one queue); validated when it starts, with sentences that say what to change.</summary>
 public sealed class ChunkWorkerOptions
 {
+    /// <summary>
+    /// How chunks are reserved and finished: one <c>/v1/consume</c> WebSocket (default: low latency, and whatever the
+    /// worker holds is released by the server at once if it dies or disconnects), or the HTTP routes (through proxies
+    /// that do not pass WebSockets; a dead worker's chunks wait for their lease to expire).
+    /// </summary>
+    public ChunkWorkerTransport Transport { get; set; } = ChunkWorkerTransport.WebSocket;
+
     /// <summary>Chunks handled at once (default 4).</summary>
     public int Concurrency { get; set; } = 4;
 
@@ -64,4 +71,14 @@ public sealed class ChunkWorkerOptions
             throw new InvalidOperationException($"Chunk worker '{queue}': ShutdownGracePeriod cannot be negative.");
         }
     }
+}
+
+/// <summary>How a <see cref="ChunkWorker"/> talks to the server.</summary>
+public enum ChunkWorkerTransport
+{
+    /// <summary>One <c>GET /v1/consume</c> WebSocket per worker, messages matched by id.</summary>
+    WebSocket,
+
+    /// <summary><c>POST /v1/chunks/reserve</c> long polls and the complete/fail/heartbeat/release routes.</summary>
+    Http,
 }

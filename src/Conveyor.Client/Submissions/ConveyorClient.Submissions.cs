@@ -282,9 +282,19 @@ public sealed partial class ConveyorClient
         CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(queue);
-        var body = new ChunkReserveBody(
-            queue, max, (long)(wait ?? TimeSpan.Zero).TotalMilliseconds, (long)(lease ?? TimeSpan.FromSeconds(30)).TotalMilliseconds,
+        return await ReserveChunksAsync(ReserveBody(queue, max, wait, lease, order, preferDistinct), cancellationToken).ConfigureAwait(false);
+    }
+
+    internal static ChunkReserveBody ReserveBody(
+        string queue, int max, TimeSpan? wait, TimeSpan? lease, ChunkReservationOrder order, string? preferDistinct) =>
+        new(queue, max, (long)(wait ?? TimeSpan.Zero).TotalMilliseconds, (long)(lease ?? TimeSpan.FromSeconds(30)).TotalMilliseconds,
             order switch { ChunkReservationOrder.Newest => "newest", ChunkReservationOrder.Random => "random", _ => "oldest" }, preferDistinct);
+
+    /// <summary>The API key header, for the consumer WebSocket (which does not go through HttpClient).</summary>
+    internal AuthenticationHeaderValue? ApiKeyHeader => _apiKey;
+
+    internal async Task<IReadOnlyList<ReservedChunk>> ReserveChunksAsync(ChunkReserveBody body, CancellationToken cancellationToken)
+    {
         using var response = await SendAsync(
             HttpMethod.Post, "v1/chunks/reserve", Json(body, SubmissionJsonContext.Default.ChunkReserveBody), cancellationToken).ConfigureAwait(false);
         var answer = await ReadAsync(response, SubmissionJsonContext.Default.ChunkReserveAnswer, cancellationToken).ConfigureAwait(false);
@@ -323,7 +333,7 @@ public sealed partial class ConveyorClient
     public Task<ChunkActionResult> ReleaseChunkAsync(ReservedChunk chunk, CancellationToken cancellationToken = default) =>
         ChunkActionAsync("release", Target(chunk), cancellationToken);
 
-    private async Task<ChunkActionResult> ChunkActionAsync(string action, ChunkActionBody body, CancellationToken cancellationToken)
+    internal async Task<ChunkActionResult> ChunkActionAsync(string action, ChunkActionBody body, CancellationToken cancellationToken)
     {
         using var response = await SendForSubmissionAsync(
             HttpMethod.Post, "v1/chunks/" + action, Json(body, SubmissionJsonContext.Default.ChunkActionBody), body.SubmissionId, body.Index,
@@ -331,7 +341,7 @@ public sealed partial class ConveyorClient
         return await ReadAsync(response, SubmissionJsonContext.Default.ChunkActionResult, cancellationToken).ConfigureAwait(false);
     }
 
-    private static ChunkActionBody Target(ReservedChunk chunk)
+    internal static ChunkActionBody Target(ReservedChunk chunk)
     {
         ArgumentNullException.ThrowIfNull(chunk);
         return new ChunkActionBody(chunk.SubmissionId, chunk.Index, chunk.LeaseToken);

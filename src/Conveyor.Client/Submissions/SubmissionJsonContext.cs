@@ -32,6 +32,36 @@ internal sealed record ChunkActionBody(
     string? Error = null,
     long? ExtendMs = null);
 
+/// <summary>A message to <c>/v1/consume</c>; fields of other types stay null and are left out.</summary>
+internal sealed record ConsumeRequest(
+    string Type,
+    long Id,
+    string? Queue = null,
+    int? Max = null,
+    long? WaitMs = null,
+    long? LeaseMs = null,
+    string? Strategy = null,
+    string? PreferDistinct = null,
+    long? SubmissionId = null,
+    long? Index = null,
+    string? LeaseToken = null,
+    JsonElement? Result = null,
+    string? ResultBase64 = null,
+    long? Operations = null,
+    string? Error = null,
+    long? ExtendMs = null);
+
+/// <summary>Any message from <c>/v1/consume</c>: <c>chunks</c>, <c>ack</c>, <c>error</c>, <c>ping</c> or <c>pong</c>.</summary>
+internal sealed record ConsumeAnswer(
+    string Type,
+    JsonElement? Id,
+    IReadOnlyList<ReservedChunk>? Chunks,
+    string? Outcome,
+    SubmissionInfo? Submission,
+    int? Status,
+    string? Title,
+    string? Detail);
+
 // Source-generated like ClientJsonContext (no reflection, trims cleanly); a context of its own so the submission
 // wire types stay in this folder.
 [JsonSourceGenerationOptions(
@@ -45,4 +75,6 @@ internal sealed record ChunkActionBody(
 [JsonSerializable(typeof(ChunkReserveAnswer))]
 [JsonSerializable(typeof(ChunkActionBody))]
 [JsonSerializable(typeof(ChunkActionResult))]
+[JsonSerializable(typeof(ConsumeRequest))]
+[JsonSerializable(typeof(ConsumeAnswer))]
 internal sealed partial class SubmissionJsonContext : JsonSerializerContext;
