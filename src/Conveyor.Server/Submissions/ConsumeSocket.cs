@@ -49,6 +49,8 @@ internal static class ConsumeSocket
         // growing this server's memory.
         private readonly Channel<byte[]> _outbox = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(256) { SingleReader = true });
         private readonly CancellationTokenSource _stop = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        private const int MaxInFlight = 64;
+        private readonly SemaphoreSlim _inFlight = new(MaxInFlight, MaxInFlight);
         private readonly List<Task> _handlers = [];
         private long _lastHeard;
 
@@ -109,6 +111,8 @@ internal static class ConsumeSocket
                 }
                 else
                 {
+                    // At most MaxInFlight messages handled at once per connection: beyond that the client waits (TCP backpressure).
+                    await _inFlight.WaitAsync(_stop.Token);
                     Dispatch(buffer.WrittenSpan);
                 }
                 buffer.ResetWrittenCount();
@@ -124,16 +128,28 @@ internal static class ConsumeSocket
             }
             catch (JsonException e)
             {
-                Track(SendAsync(w => Error(w, null, 400, Http.RequestBody.Describe(e))));
+                Track(Finish(SendAsync(w => Error(w, null, 400, Http.RequestBody.Describe(e)))));
                 return;
             }
             if (message is null)
             {
-                Track(SendAsync(w => Error(w, null, 400, "A message must be a JSON object with a type.")));
+                Track(Finish(SendAsync(w => Error(w, null, 400, "A message must be a JSON object with a type."))));
                 return;
             }
             // Each message runs on its own: a reserve waiting for chunks does not hold up a complete sent after it.
-            Track(Task.Run(() => HandleAsync(message)));
+            Track(Task.Run(() => Finish(HandleAsync(message))));
+        }
+
+        private async Task Finish(Task handling)
+        {
+            try
+            {
+                await handling;
+            }
+            finally
+            {
+                _inFlight.Release();
+            }
         }
 
         private void Track(Task task)
