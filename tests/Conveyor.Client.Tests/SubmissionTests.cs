@@ -324,6 +324,67 @@ public sealed class SubmissionTests(ServerFixture server) : IClassFixture<Server
         Assert.Empty((await Client.ListSubmissionsAsync(new SubmissionSearch { Queue = queue }, cancellationToken: Limits.Token)).Submissions);
     }
 
+    [Fact]
+    public async Task Ten_thousand_chunks_stream_in_one_request_and_reservations_follow_the_requested_order()
+    {
+        var queue = ServerFixture.UniqueQueue("big");
+        async IAsyncEnumerable<SubmissionChunk> Many(int count, string tag)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                if (i % 1000 == 0) await Task.Yield();
+                yield return SubmissionChunk.FromJson(Json($$"""{"tag":"{{tag}}","i":{{i}}}"""));
+            }
+        }
+
+        var older = await Client.SubmitAsync(queue, Many(10_000, "older"), new SubmissionOptions { Labels = new Dictionary<string, long> { ["company_id"] = 1 } }, Limits.Token);
+        var newer = await Client.SubmitAsync(queue, Many(3, "newer"), new SubmissionOptions { Labels = new Dictionary<string, long> { ["company_id"] = 2 } }, Limits.Token);
+        Assert.Equal((10_000L, 3L), (older.ChunksTotal, newer.ChunksTotal));
+
+        var first = Assert.Single(await Client.ReserveChunksAsync(queue, order: ChunkReservationOrder.Newest, cancellationToken: Limits.Token));
+        Assert.Equal((newer.Id, 0L, "newer"), (first.SubmissionId, first.Index, first.Data!.Value.GetProperty("tag").GetString()));
+        var oldest = Assert.Single(await Client.ReserveChunksAsync(queue, cancellationToken: Limits.Token));
+        Assert.Equal((older.Id, 0L), (oldest.SubmissionId, oldest.Index));
+
+        // Prefer-distinct: company 1 has a chunk in flight, company 2 has one too; the next goes to the one with fewer.
+        var distinct = await Client.ReserveChunksAsync(queue, max: 2, preferDistinct: "company_id", cancellationToken: Limits.Token);
+        Assert.Equal([1L, 2L], distinct.Select(c => c.Labels["company_id"]).Order());
+
+        foreach (var chunk in distinct.Append(first).Append(oldest))
+        {
+            Assert.Equal("released", (await Client.ReleaseChunkAsync(chunk, Limits.Token)).Outcome);
+        }
+
+        await Client.CancelSubmissionAsync(older.Id, Limits.Token);
+        await Client.CancelSubmissionAsync(newer.Id, Limits.Token);
+    }
+
+    [Fact]
+    public async Task A_consumer_connection_that_goes_away_has_its_chunks_released_without_counting_the_attempt()
+    {
+        var queue = ServerFixture.UniqueQueue("drop");
+        var submission = await Client.SubmitAsync(queue, Chunks(SubmissionChunk.FromJson(Json("1"))), cancellationToken: Limits.Token);
+        var transport = new Internal.WebSocketChunkTransport(Client, TimeSpan.FromSeconds(15));
+        var held = Assert.Single(await transport.ReserveAsync(ConveyorClient.ReserveBody(queue, 1, null, null, ChunkReservationOrder.Oldest, null), Limits.Token));
+        Assert.Equal(1L, (await Client.GetSubmissionAsync(submission.Id, Limits.Token)).ChunksReserved);
+
+        // The worker's connection ends without finishing the chunk (as when its process dies).
+        await transport.DisposeAsync();
+
+        SubmissionInfo after;
+        using var deadline = new CancellationTokenSource(Limits.Wait);
+        while ((after = await Client.GetSubmissionAsync(submission.Id, deadline.Token)).ChunksReady != 1)
+        {
+            await Task.Delay(20, deadline.Token);
+        }
+
+        Assert.Equal(0L, after.ChunksReserved);
+        var again = Assert.Single(await Client.ReserveChunksAsync(queue, cancellationToken: Limits.Token));
+        Assert.Equal((held.Index, 1), (again.Index, again.Attempt));
+        await Assert.ThrowsAsync<ChunkLeaseLostException>(() => Client.CompleteChunkAsync(held, cancellationToken: Limits.Token));
+        Assert.Equal("completed", (await Client.CompleteChunkAsync(again, cancellationToken: Limits.Token)).Outcome);
+    }
+
     private IHost WorkerHost(Action<IServiceCollection> services)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
