@@ -146,6 +146,8 @@ public sealed class SubmissionTests(ServerFixture server) : IClassFixture<Server
         }
 
         Assert.Equal(["CHUNK 0", "CHUNK 1", "CHUNK 2"], outputs);
+        var missing = await Assert.ThrowsAsync<ObjectNotFoundException>(() => Client.ReadObjectAsync($"{prefix}/9-in.bin", Limits.Token));
+        Assert.Equal($"{prefix}/9-in.bin", missing.Key);
 
         // Each chunk ran in its own DI scope, and saw its body as a reference read from the store.
         var handled = host.Services.GetRequiredService<HandledChunks>();

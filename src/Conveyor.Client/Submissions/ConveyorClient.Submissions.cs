@@ -241,10 +241,19 @@ public sealed partial class ConveyorClient
         }
     }
 
-    /// <summary>Opens an object-store body for reading (<c>GET /v1/objects/{key}</c>); dispose the stream. Unknown keys throw with status 404.</summary>
+    /// <summary>Opens an object-store body for reading (<c>GET /v1/objects/{key}</c>); dispose the stream. An unknown key throws <see cref="ObjectNotFoundException"/>.</summary>
     public async Task<Stream> ReadObjectAsync(string key, CancellationToken cancellationToken = default)
     {
-        var response = await SendAsync(HttpMethod.Get, "v1/objects/" + ObjectPath(key), content: null, cancellationToken).ConfigureAwait(false);
+        HttpResponseMessage response;
+        try
+        {
+            response = await SendAsync(HttpMethod.Get, "v1/objects/" + ObjectPath(key), content: null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ConveyorException exception) when (exception.StatusCode == HttpStatusCode.NotFound)
+        {
+            throw new ObjectNotFoundException(exception.Message, key, HttpStatusCode.NotFound) { ProblemType = exception.ProblemType, Title = exception.Title };
+        }
+
         try
         {
             return new ResponseStream(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), response);

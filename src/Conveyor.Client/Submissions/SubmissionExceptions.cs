@@ -52,3 +52,10 @@ public sealed class SubmissionWaitTimeoutException(string message, long submissi
     /// <summary>The submission as last seen (null when the server could not be reached).</summary>
     public SubmissionInfo? LastSeen { get; } = lastSeen;
 }
+
+/// <summary>The object store has no object under <see cref="Key"/> (404 from <c>GET /v1/objects/{key}</c>).</summary>
+public sealed class ObjectNotFoundException(string message, string key, HttpStatusCode statusCode)
+    : ConveyorException(message, statusCode)
+{
+    public string Key { get; } = key;
+}
