@@ -106,6 +106,43 @@ public sealed class SubmissionCommandTests
     }
 
     [Fact]
+    public async Task Results_before_completion_are_refused_partial_results_are_not_and_cancel_skips_the_rest()
+    {
+        var directory = Directory.CreateTempSubdirectory("conveyor-cli-submission-").FullName;
+        await using var server = await Conveyor.Server.ConveyorServer.StartAsync(
+            new Conveyor.Server.ServerOptions { Port = 0, DataDirectory = directory, Out = null });
+        var output = new StringWriter { NewLine = "\n" };
+        var error = new StringWriter { NewLine = "\n" };
+        var cli = new Conveyor.Cli.CommandLine.CliApp(
+            output, error, _ => null, (address, _) => new ConveyorClient(address), (_, _) => Task.FromResult(0));
+        string[] at = ["--server", server.BaseAddress.ToString()];
+        var file = Path.Combine(directory, "two.ndjson");
+        await File.WriteAllLinesAsync(file, ["1", "2"]);
+
+        Assert.Equal(0, await cli.RunAsync(["submit", "cli-pending", file, "--json", .. at], TestTimeout.Token));
+        long id;
+        using (var document = JsonDocument.Parse(output.ToString()))
+        {
+            id = document.RootElement.GetProperty("id").GetInt64();
+            Assert.Equal(("in_progress", 2), (document.RootElement.GetProperty("state").GetString(), document.RootElement.GetProperty("chunks_total").GetInt32()));
+        }
+
+        output.GetStringBuilder().Clear();
+        Assert.Equal(1, await cli.RunAsync(["submission", $"{id}", "--results", .. at], TestTimeout.Token));
+        Assert.Equal($"error: Submission {id} is in_progress (0 of 2 chunks done); its results can be read once it is completed, "
+            + "or pass ?partial=true for the chunks finished so far.\n", error.ToString());
+        Assert.Equal(0, await cli.RunAsync(["submission", $"{id}", "--results", "--partial", .. at], TestTimeout.Token));
+        Assert.Equal("", output.ToString());
+
+        Assert.Equal(0, await cli.RunAsync(["submission", $"{id}", "--cancel", .. at], TestTimeout.Token));
+        Assert.Equal($"submission {id} cancelled (0 of 2 chunks done)\n", output.ToString());
+        output.GetStringBuilder().Clear();
+        Assert.Equal(0, await cli.RunAsync(["submission", $"{id}", .. at], TestTimeout.Token));
+        Assert.Matches(@"(?m)^state\s+cancelled$", output.ToString());
+        Assert.Matches(@"(?m)^chunks\s+0 ready, 0 reserved, 0 failed$", output.ToString());
+    }
+
+    [Fact]
     public async Task A_missing_file_is_a_usage_error_and_nothing_is_sent()
     {
         var cli = new CliHarness();
