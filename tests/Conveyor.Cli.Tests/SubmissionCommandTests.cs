@@ -199,11 +199,13 @@ public sealed class SubmissionCommandTests
         Assert.Equal(2, await cli.RunAsync("submit", "work", file, "--timeout", "5"));
         Assert.Equal(2, await cli.RunAsync("submission", "7", "--results", "--cancel"));
         Assert.Equal(2, await cli.RunAsync("submission", "seven"));
+        Assert.Equal(2, await cli.RunAsync("submit", "work", file, "--label", "a=1", "--label", "a=2"));
         Assert.Equal(
             [
                 "error: --timeout only applies with --wait. See 'conveyor submit --help'.",
                 "error: Give --results or --cancel, not both. See 'conveyor submission --help'.",
                 "error: The submission id must be a positive whole number, got 'seven'. See 'conveyor submission --help'.",
+                "error: --label 'a' is given twice; a label has one value. See 'conveyor submit --help'.",
             ],
             cli.ErrorLines);
         File.Delete(file);

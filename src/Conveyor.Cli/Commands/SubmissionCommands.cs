@@ -46,11 +46,18 @@ internal static class SubmissionCommands
         };
         labels.Validators.Add(result =>
         {
+            var names = new HashSet<string>(StringComparer.Ordinal);
             foreach (var text in result.GetValueOrDefault<string[]>() ?? [])
             {
-                if (!TryParseLabel(text, out _, out _))
+                if (!TryParseLabel(text, out var name, out _))
                 {
                     result.AddError($"--label must be name=integer such as company_id=42, got '{text}'.");
+                    return;
+                }
+
+                if (!names.Add(name))
+                {
+                    result.AddError($"--label '{name}' is given twice; a label has one value.");
                     return;
                 }
             }
