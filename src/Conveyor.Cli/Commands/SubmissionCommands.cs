@@ -272,7 +272,16 @@ internal static class SubmissionCommands
     /// <summary>The file's lines as chunks, read as they are sent: the file is never held whole.</summary>
     private static async IAsyncEnumerable<SubmissionChunk> ReadLines(string file, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var stream = file == "-" ? Console.OpenStandardInput() : new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 64 * 1024, useAsync: true);
+        Stream stream;
+        try
+        {
+            stream = file == "-" ? Console.OpenStandardInput() : new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 64 * 1024, useAsync: true);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"The file '{file}' cannot be read ({exception.Message.TrimEnd('.')}). Nothing was submitted.");
+        }
+
         using var reader = new StreamReader(stream, Encoding.UTF8);
         var number = 0L;
         while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
