@@ -29,6 +29,9 @@ public class ConveyorException : Exception
 
     /// <summary>The problem+json <c>title</c>, when the server sent one.</summary>
     public string? Title { get; internal set; }
+
+    /// <summary>The problem's <c>state</c> field (a submission's 409s carry it), read by SubmissionConflictException.</summary>
+    internal string? ProblemState { get; set; }
 }
 
 /// <summary>The server does not know the job (404). Not transient: the id is wrong or the job was removed.</summary>

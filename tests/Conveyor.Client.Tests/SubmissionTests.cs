@@ -387,6 +387,27 @@ public sealed class SubmissionTests(ServerFixture server) : IClassFixture<Server
         Assert.Equal("completed", (await Client.CompleteChunkAsync(again, cancellationToken: Limits.Token)).Outcome);
     }
 
+    [Fact]
+    public async Task A_conflicts_state_comes_from_the_problems_state_field()
+    {
+        using var http = new HttpClient(new ProblemHandler(
+            """{"type":"about:blank","title":"Conflict","status":409,"detail":"Not possible now.","state":"failed"}"""));
+        using var client = new ConveyorClient(http, new Uri("http://127.0.0.1:1/"));
+
+        var conflict = await Assert.ThrowsAsync<SubmissionConflictException>(() => client.CancelSubmissionAsync(5, Limits.Token));
+
+        Assert.Equal(("failed", 5L, "Not possible now."), (conflict.State, conflict.SubmissionId, conflict.Message));
+    }
+
+    private sealed class ProblemHandler(string problem) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            Task.FromResult(new HttpResponseMessage(System.Net.HttpStatusCode.Conflict)
+            {
+                Content = new StringContent(problem, Encoding.UTF8, "application/problem+json"),
+            });
+    }
+
     private IHost WorkerHost(Action<IServiceCollection> services)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());

@@ -81,6 +81,7 @@ internal static class ErrorFactory
         };
         exception.ProblemType = problem?.Type;
         exception.Title = problem?.Title;
+        exception.ProblemState = problem?.State;
         return exception;
     }
 

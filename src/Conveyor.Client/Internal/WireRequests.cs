@@ -17,4 +17,4 @@ internal sealed record ReleaseBody(string LeaseToken);
 internal sealed record AckResponse(IReadOnlyList<AckItemResult> Results);
 
 /// <summary>RFC 9457 problem details, as every 4xx/5xx answer carries.</summary>
-internal sealed record ProblemBody(string? Type, string? Title, int? Status, string? Detail);
+internal sealed record ProblemBody(string? Type, string? Title, int? Status, string? Detail, string? State = null);

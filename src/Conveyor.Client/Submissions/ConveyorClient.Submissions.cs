@@ -400,7 +400,8 @@ public sealed partial class ConveyorClient
             {
                 HttpStatusCode.NotFound => new SubmissionNotFoundException(exception.Message, submissionId, HttpStatusCode.NotFound),
                 _ when chunkIndex is { } index => new ChunkLeaseLostException(exception.Message, submissionId, index, HttpStatusCode.Conflict),
-                _ => new SubmissionConflictException(exception.Message, submissionId, StateIn(exception.Message), HttpStatusCode.Conflict),
+                _ => new SubmissionConflictException(
+                    exception.Message, submissionId, exception.ProblemState ?? StateIn(exception.Message), HttpStatusCode.Conflict),
             };
             typed.ProblemType = exception.ProblemType;
             typed.Title = exception.Title;
@@ -408,7 +409,7 @@ public sealed partial class ConveyorClient
         }
     }
 
-    /// <summary>The server's 409 sentences name the state ("Submission 7 is already completed; …").</summary>
+    /// <summary>A server without the <c>state</c> field still names the state in its 409 sentence ("Submission 7 is already completed; …").</summary>
     private static string? StateIn(string detail) =>
         SubmissionStateWord().Match(detail) is { Success: true } match ? match.Groups[1].Value : null;
 
