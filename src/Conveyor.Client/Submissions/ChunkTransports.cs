@@ -32,16 +32,29 @@ internal sealed class HttpChunkTransport(ConveyorClient client) : IChunkTranspor
 /// </summary>
 internal sealed class WebSocketChunkTransport(ConveyorClient client, TimeSpan serverHeartbeat) : IChunkTransport
 {
+    // The server reads at most 64 messages in flight per connection. Long-polling reserves are held to half of that,
+    // so completes and heartbeats never queue behind them (a late heartbeat could cost a lease).
+    private const int MaxReservesInFlight = 32;
+
     private readonly SemaphoreSlim _connecting = new(1, 1);
+    private readonly SemaphoreSlim _reserving = new(MaxReservesInFlight, MaxReservesInFlight);
     private ConsumeConnection? _connection;
 
     public async Task<IReadOnlyList<ReservedChunk>> ReserveAsync(ChunkReserveBody body, CancellationToken cancellationToken)
     {
-        var connection = await ConnectionAsync(cancellationToken).ConfigureAwait(false);
-        var answer = await connection.CallAsync(
-            new ConsumeRequest("reserve", 0, body.Queue, body.Max, body.WaitMs, body.LeaseMs, body.Strategy, body.PreferDistinct), null, cancellationToken)
-            .ConfigureAwait(false);
-        return answer.Chunks ?? [];
+        await _reserving.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var connection = await ConnectionAsync(cancellationToken).ConfigureAwait(false);
+            var answer = await connection.CallAsync(
+                new ConsumeRequest("reserve", 0, body.Queue, body.Max, body.WaitMs, body.LeaseMs, body.Strategy, body.PreferDistinct), null, cancellationToken)
+                .ConfigureAwait(false);
+            return answer.Chunks ?? [];
+        }
+        finally
+        {
+            _reserving.Release();
+        }
     }
 
     public async Task<ChunkActionResult> SendAsync(string action, ChunkActionBody body, CancellationToken cancellationToken)
@@ -62,6 +75,7 @@ internal sealed class WebSocketChunkTransport(ConveyorClient client, TimeSpan se
         }
 
         _connecting.Dispose();
+        _reserving.Dispose();
     }
 
     private async Task<ConsumeConnection> ConnectionAsync(CancellationToken cancellationToken)
