@@ -8,7 +8,10 @@ namespace Conveyor.Storage.Sqlite;
 /// <summary>Turns a <see cref="JobsTable.Columns"/> row into a <see cref="Job"/>, laying the live lease over it.</summary>
 internal static class RowMapper
 {
-    public static Job ToJob(SqliteDataReader r, LiveView? live, long nowMs)
+    public static Job ToJob(SqliteDataReader r, LiveView? live, long nowMs) => ToJob(new ReaderRow(r), live, nowMs);
+
+    /// <summary>The same mapping over any row source; generic over a struct so each source gets its own compiled copy.</summary>
+    public static Job ToJob<TRow>(TRow r, LiveView? live, long nowMs) where TRow : struct, IRow
     {
         var storedState = r.GetInt32(3);
         var runAtMs = r.GetInt64(6);
@@ -99,4 +102,29 @@ internal static class RowMapper
         }
         return sb.Append(']').ToString();
     }
+}
+
+/// <summary>The four reads <see cref="RowMapper"/> needs, over Microsoft.Data.Sqlite or a raw SQLitePCL statement.</summary>
+internal interface IRow
+{
+    bool IsDBNull(int column);
+    int GetInt32(int column);
+    long GetInt64(int column);
+    string GetString(int column);
+}
+
+internal readonly struct ReaderRow(SqliteDataReader reader) : IRow
+{
+    public bool IsDBNull(int column) => reader.IsDBNull(column);
+    public int GetInt32(int column) => reader.GetInt32(column);
+    public long GetInt64(int column) => reader.GetInt64(column);
+    public string GetString(int column) => reader.GetString(column);
+}
+
+internal readonly struct RawRow(SQLitePCL.sqlite3_stmt statement) : IRow
+{
+    public bool IsDBNull(int column) => SQLitePCL.raw.sqlite3_column_type(statement, column) == SQLitePCL.raw.SQLITE_NULL;
+    public int GetInt32(int column) => SQLitePCL.raw.sqlite3_column_int(statement, column);
+    public long GetInt64(int column) => SQLitePCL.raw.sqlite3_column_int64(statement, column);
+    public string GetString(int column) => SQLitePCL.raw.sqlite3_column_text(statement, column).utf8_to_string();
 }

@@ -9,12 +9,17 @@ internal sealed class SqliteReader : IDisposable
     private readonly SqliteConnection _connection;
     private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
 
+    private RawStatement? _byIdRaw;
+
     public SqliteReader(string connectionString)
     {
         _connection = new SqliteConnection(connectionString);
         _connection.Open();
         Schema.Exec(_connection, "PRAGMA query_only = 1");
     }
+
+    /// <summary>The by-id read bound through SQLitePCL: the lease reads each leased row with it, in lease order.</summary>
+    public RawStatement ByIdsRaw => _byIdRaw ??= new RawStatement(_connection, $"SELECT {JobsTable.Columns} FROM jobs WHERE id IN (SELECT value FROM json_each(?1))");
 
     /// <summary>A prepared command, cached by its text (search builds a handful of shapes).</summary>
     public SqliteCommand Command(string sql)
@@ -61,6 +66,7 @@ internal sealed class SqliteReader : IDisposable
 
     public void Dispose()
     {
+        _byIdRaw?.Dispose();
         foreach (var command in _commands.Values) command.Dispose();
         _connection.Dispose();
     }
