@@ -238,5 +238,14 @@ public sealed class DeliveryTests : IAsyncLifetime
         (status, problem, _) = await _http.Post($"/v1/queues/{push}/lease", """{"max":1}""");
         Assert.Equal(409, status);
         Assert.Contains("push queue", (string)problem!["detail"]!);
+
+        // Neither side switches while it holds unfinished jobs: they would go to the wrong kind of consumer.
+        (status, problem, _) = await _http.Send(HttpMethod.Put, $"/v1/queues/{pull}/settings", """{"push":true}""");
+        Assert.Equal(409, status);
+        var waiting = HttpJson.UniqueQueue("push");
+        await _http.Enqueue(waiting, $$"""{"delay_ms":3600000,"destination":{{Hook("/later")}}}""");
+        (status, problem, _) = await _http.Send(HttpMethod.Put, $"/v1/queues/{waiting}/settings", """{"push":false}""");
+        Assert.Equal(409, status);
+        Assert.Contains("deliver", (string)problem!["detail"]!);
     }
 }

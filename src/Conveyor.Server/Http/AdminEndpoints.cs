@@ -100,8 +100,10 @@ internal static class AdminEndpoints
         var isPush = body.Push ?? (current.Push || destinations is not null);
         if (!isPush && destinations is not null)
             return Problems.BadRequest("Default destinations belong to push queues: leave push out or set it to true.");
-        if (isPush && !current.Push && await HasPullJobs(store, queue, context.RequestAborted))
-            return Problems.Conflict($"Queue '{queue}' holds jobs that workers lease; it can become a push queue only once it is empty.");
+        if (isPush != current.Push && await HasUnfinishedJobs(store, queue, context.RequestAborted))
+            return Problems.Conflict(isPush
+                ? $"Queue '{queue}' holds jobs that workers lease; it can become a push queue only once it is empty."
+                : $"Queue '{queue}' holds jobs the server is to deliver; it can stop being a push queue only once they are finished.");
         var info = await store.QueueConfigureAsync(queue, new QueueSettings
         {
             MaxRunning = body.MaxRunning,
@@ -114,7 +116,7 @@ internal static class AdminEndpoints
         return new JsonWriterResult(200, w => JobJson.WriteQueue(w, info));
     }
 
-    private static async Task<bool> HasPullJobs(IJobStore store, string queue, CancellationToken ct)
+    private static async Task<bool> HasUnfinishedJobs(IJobStore store, string queue, CancellationToken ct)
     {
         var info = (await store.QueueListAsync(ct)).FirstOrDefault(q => q.Name == queue);
         return info is not null && info.Counts.Scheduled + info.Counts.Available + info.Counts.Running > 0;
