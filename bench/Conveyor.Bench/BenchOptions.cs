@@ -14,6 +14,8 @@ internal sealed record BenchOptions
     public const int DefaultLeaseMax = 100;
     public const double DefaultDurationSeconds = 10;
     public const double DefaultWarmupSeconds = 2;
+    public const int DefaultRuns = 3;
+    public const double DefaultServerWarmupSeconds = 10;
 
     public Uri? Server { get; init; }
     public string? ConveyorPath { get; init; }
@@ -34,6 +36,10 @@ internal sealed record BenchOptions
     public string? Postgres { get; init; }
     /// <summary>True when --duration was given (w2/w3 otherwise use the issue's 20 s / 30 s).</summary>
     public bool DurationSet { get; init; }
+    /// <summary>w1/w2/w3: measured runs against the same server; the table shows each figure's median (as the peers' tables do).</summary>
+    public int Runs { get; init; } = DefaultRuns;
+    /// <summary>Seconds of mixed load before the first workload, so the server's JIT has tiered its hot paths up.</summary>
+    public double ServerWarmupSeconds { get; init; } = DefaultServerWarmupSeconds;
 
     public const string Usage = """
         conveyor-bench: load generator for the Conveyor HTTP API (docs/benchmarks.md)
@@ -52,6 +58,10 @@ internal sealed record BenchOptions
           --lease-max N           e2e, w3: max jobs per lease (default 100; w1 and w2 lease 1000)
           --duration S            single and e2e: measured seconds (default 10; w2 20, w3 30)
           --warmup S              seconds of warm-up on a separate queue before measuring (default 2; 0 = none)
+          --runs N                w1, w2, w3: measured runs on the same server, each on a fresh queue; the table
+                                  shows each figure's median, as ../shared/peers does (default 3)
+          --server-warmup S       seconds of mixed load (batches, single enqueues, leases, acks) before the first
+                                  workload, so the server runs tiered-up code as a long-running one does (default 10; 0 = none)
           --rate N                e2e: limit the total enqueue rate to N jobs/s (default 0 = unlimited); w2: the fixed rate (default 500)
           --keep-data             keep the started server's data directory
           --postgres CS           start the server with `serve --postgres CS` (Npgsql connection string)
@@ -112,6 +122,8 @@ internal sealed record BenchOptions
                     case "--duration": o = o with { DurationSeconds = Seconds(arg, Value(), allowZero: false), DurationSet = true }; break;
                     case "--warmup": o = o with { WarmupSeconds = Seconds(arg, Value(), allowZero: true) }; break;
                     case "--rate": o = o with { Rate = Seconds(arg, Value(), allowZero: true) }; break;
+                    case "--server-warmup": o = o with { ServerWarmupSeconds = Seconds(arg, Value(), allowZero: true) }; break;
+                    case "--runs": o = o with { Runs = PositiveInt(arg, Value()) }; break;
                     case "--keep-data": o = o with { KeepData = true }; break;
                     case "--postgres": o = o with { Postgres = Value() }; break;
                     default: throw new FormatException($"unknown option '{args[i]}'.");

@@ -31,18 +31,32 @@ internal sealed partial class Workloads
             await RunW1Async(Queue("w1", warm: true), Math.Max(W1BatchSize, options.Jobs / 10), concurrency, workers, new ErrorLog(), ct);
         }
         var errors = new ErrorLog();
-        var r = await RunW1Async(Queue("w1", warm: false), options.Jobs, concurrency, workers, errors, ct);
-        var enqueueRate = r.Enqueued / r.EnqueueSeconds;
-        var processRate = r.Completed / r.ProcessSeconds;
-        var total = r.EnqueueSeconds + r.ProcessSeconds;
-        Console.WriteLine(Inv(
-            $"w1:     enqueued {N(r.Enqueued)} in {r.EnqueueSeconds:0.000} s -> {Rate(enqueueRate)}; processed {N(r.Completed)} in {r.ProcessSeconds:0.000} s -> {Rate(processRate)}; total {total:0.000} s (errors {errors.Count})"));
+        var runs = new List<W1Run>();
+        for (var run = 1; run <= options.Runs; run++)
+        {
+            var r = await RunW1Async(Queue($"w1-r{run}", warm: false), options.Jobs, concurrency, workers, errors, ct);
+            runs.Add(r);
+            Console.WriteLine(Inv(
+                $"w1 run {run}/{options.Runs}: enqueued {N(r.Enqueued)} in {r.EnqueueSeconds:0.000} s -> {Rate(r.Enqueued / r.EnqueueSeconds)}; processed {N(r.Completed)} in {r.ProcessSeconds:0.000} s -> {Rate(r.Completed / r.ProcessSeconds)}; total {r.EnqueueSeconds + r.ProcessSeconds:0.000} s (errors so far {errors.Count})"));
+        }
+        var enqueueRate = Median(runs.Select(r => r.Enqueued / r.EnqueueSeconds));
+        var processRate = Median(runs.Select(r => r.Completed / r.ProcessSeconds));
+        var total = Median(runs.Select(r => r.EnqueueSeconds + r.ProcessSeconds));
         return new PeerResult("W1 bulk", store,
             Inv($"enqueue {concurrency} requests in flight; {workers} workers (lease max {W1LeaseMax} + one ack per lease)"),
             Inv($"{W1BatchSize} (batch endpoint)"),
-            Inv($"{N(r.Enqueued)} jobs"),
+            Inv($"{N(options.Jobs)} jobs; median of {Runs()}"),
             Inv($"enqueue {Rate(enqueueRate)}, processing {Rate(processRate)}, total {total:0.00} s"),
             errors.Count);
+    }
+
+    private string Runs() => options.Runs == 1 ? "1 run" : $"{options.Runs} runs";
+
+    /// <summary>Each figure's median taken on its own, as the peers' summaries do.</summary>
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
     private sealed record W1Run(long Enqueued, double EnqueueSeconds, long Completed, double ProcessSeconds);
@@ -136,13 +150,33 @@ internal sealed partial class Workloads
     {
         var rate = options.Rate > 0 ? options.Rate : W2DefaultRate;
         var seconds = options.DurationSet ? options.DurationSeconds : W2Seconds;
+        var errors = new ErrorLog();
+        var runs = new List<W2Run>();
+        for (var run = 1; run <= options.Runs; run++)
+        {
+            var r = await RunW2Async(Queue($"w2-r{run}", warm: false), rate, seconds, errors, ct);
+            runs.Add(r);
+            Console.WriteLine(Inv(
+                $"w2 run {run}/{options.Runs}: {N(r.Measured)} measured jobs at {r.Achieved:0.0}/s issued (target {rate}/s); enqueue call {r.Enqueue.Describe()}; enqueue->start {r.Start.Describe()} (errors so far {errors.Count})"));
+        }
+        string Ms(Func<W2Run, double> pick) => LatencySummary.Ms(Median(runs.Select(pick)));
+        return new PeerResult("W2 steady", store,
+            Inv($"open loop {rate:#,0} jobs/s (≤ 1000 calls in flight), 1 worker (lease max {W1LeaseMax}, wait_ms 1000)"),
+            "1 (single-job endpoint)",
+            Inv($"{options.WarmupSeconds:0.#} s warm-up + {seconds:0.#} s = {N(runs[0].Measured)} measured jobs, issued at {Median(runs.Select(r => r.Achieved)):#,0.0}/s; median of {Runs()}"),
+            Inv($"enqueue call p50 {Ms(r => r.Enqueue.Percentile(50))}, p99 {Ms(r => r.Enqueue.Percentile(99))}; enqueue→start p50 {Ms(r => r.Start.Percentile(50))}, p99 {Ms(r => r.Start.Percentile(99))}, max {Ms(r => r.Start.Max)}"),
+            errors.Count);
+    }
+
+    private sealed record W2Run(long Measured, double Achieved, LatencySummary Enqueue, LatencySummary Start);
+
+    private async Task<W2Run> RunW2Async(string queue, double rate, double seconds, ErrorLog errors, CancellationToken ct)
+    {
         var warmJobs = (int)(options.WarmupSeconds * rate);
         var total = warmJobs + (int)(seconds * rate);
-        var queue = Queue("w2", warm: false);
         var enqueueUrl = Url($"/v1/queues/{queue}/jobs");
         var leaseUrl = Url($"/v1/queues/{queue}/lease");
         var ackUrl = Url("/v1/jobs/ack");
-        var errors = new ErrorLog();
         var sent = new long[total];
         var answered = new long[total];
         var received = new long[total];
@@ -264,17 +298,30 @@ internal sealed partial class Workloads
         {
             errors.Add($"w2: {missing} measured jobs never reached the worker");
         }
-        var enq = LatencyRecorder.Summarize([enqueueLatency]);
-        var e2e = LatencyRecorder.Summarize([startLatency]);
-        var achieved = total / issueSeconds;
-        Console.WriteLine(Inv(
-            $"w2:     {N(total - warmJobs)} measured jobs at {achieved:0.0}/s issued (target {rate}/s); enqueue call {enq.Describe()}; enqueue->start {e2e.Describe()} (errors {errors.Count})"));
-        return new PeerResult("W2 steady", store,
-            Inv($"open loop {rate:#,0} jobs/s (≤ 1000 calls in flight), 1 worker (lease max {W1LeaseMax}, wait_ms 1000)"),
-            "1 (single-job endpoint)",
-            Inv($"{options.WarmupSeconds:0.#} s warm-up + {seconds:0.#} s = {N(total - warmJobs)} measured jobs, issued at {achieved:#,0.0}/s"),
-            Inv($"enqueue call p50 {LatencySummary.Ms(enq.Percentile(50))}, p99 {LatencySummary.Ms(enq.Percentile(99))}; enqueue→start p50 {LatencySummary.Ms(e2e.Percentile(50))}, p99 {LatencySummary.Ms(e2e.Percentile(99))}, max {LatencySummary.Ms(e2e.Max)}"),
-            errors.Count);
+        return new W2Run(total - warmJobs, total / issueSeconds, LatencyRecorder.Summarize([enqueueLatency]), LatencyRecorder.Summarize([startLatency]));
+    }
+
+    // ------------------------------------------------------------------ server warm-up
+
+    /// <summary>
+    /// The .NET JIT starts every method in quick tier-0 code and recompiles the hot ones with profile data after a
+    /// few seconds under load, so a server measured in its first seconds runs slower code than one that has been up
+    /// for a while (W1 processing 54k jobs/s in the first run after start, 115k+ from the fourth on; docs/benchmarks.md).
+    /// The peers' servers were running before their runs too. Half the time goes to batch rounds, half to single-job
+    /// producers with workers, so every route the workloads use is hot.
+    /// </summary>
+    public async Task WarmServerAsync(CancellationToken ct)
+    {
+        var seconds = options.ServerWarmupSeconds;
+        var start = Stopwatch.GetTimestamp();
+        var round = 0;
+        while (Since(start) < seconds / 2)
+        {
+            await RunW1Async(Queue($"server-warm-{++round}", warm: true), Math.Min(options.Jobs, 50_000), W1EnqueueConcurrency, options.Workers, new ErrorLog(), ct);
+        }
+        var inner = new Workloads(http, server, options with { Rate = 0 }, runId);
+        await inner.RunEndToEndAsync(Queue("server-warm-e2e", warm: true), W3Producers, 1, Math.Max(1, seconds - Since(start)), new ErrorLog(), ct);
+        Console.WriteLine(Inv($"server warm-up: {Since(start):0.0} s ({round} batch rounds, then single-job producers with workers)"));
     }
 
     // ------------------------------------------------------------------ W3 sustained
@@ -289,16 +336,23 @@ internal sealed partial class Workloads
             await inner.RunEndToEndAsync(Queue("w3", warm: true), producers, 1, options.WarmupSeconds, new ErrorLog(), ct);
         }
         var errors = new ErrorLog();
-        var r = await inner.RunEndToEndAsync(Queue("w3", warm: false), producers, 1, seconds, errors, ct);
-        var completedRate = r.Completed / r.Seconds;
-        var enqueuedRate = r.Enqueued / r.Seconds;
-        Console.WriteLine(Inv(
-            $"w3:     {N(r.Completed)} completed in {r.Seconds:0.#} s -> {Rate(completedRate)} (enqueued {Rate(enqueuedRate)}, backlog {N(r.Enqueued - r.Completed)}) (errors {errors.Count})"));
+        var completed = new List<double>();
+        var enqueued = new List<double>();
+        var backlog = new List<double>();
+        for (var run = 1; run <= options.Runs; run++)
+        {
+            var r = await inner.RunEndToEndAsync(Queue($"w3-r{run}", warm: false), producers, 1, seconds, errors, ct);
+            completed.Add(r.Completed / r.Seconds);
+            enqueued.Add(r.Enqueued / r.Seconds);
+            backlog.Add(r.Enqueued - r.Completed);
+            Console.WriteLine(Inv(
+                $"w3 run {run}/{options.Runs}: {N(r.Completed)} completed in {r.Seconds:0.#} s -> {Rate(completed[^1])} (enqueued {Rate(enqueued[^1])}, backlog {N(r.Enqueued - r.Completed)}) (errors so far {errors.Count})"));
+        }
         return new PeerResult("W3 sustained", store,
             Inv($"{producers} single-job producer loops, {options.Workers} workers (lease max {options.LeaseMax} + one ack per lease)"),
             "1 (single-job endpoint)",
-            Inv($"{seconds:0.#} s"),
-            Inv($"completed {Rate(completedRate)} (enqueued {Rate(enqueuedRate)}, backlog {N(r.Enqueued - r.Completed)})"),
+            Inv($"{seconds:0.#} s; median of {Runs()}"),
+            Inv($"completed {Rate(Median(completed))} (enqueued {Rate(Median(enqueued))}, backlog {N((long)Median(backlog))})"),
             errors.Count);
     }
 

@@ -47,10 +47,14 @@ try
     Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}{LoadAverage()}");
     Console.WriteLine($"server:  {serverDescription} at {server}");
     Console.WriteLine($"args:    {(args.Length == 0 ? "(defaults)" : string.Join(' ', args))}");
-    Console.WriteLine($"warm-up: {options.WarmupSeconds} s per workload on its own queue; payload {{\"n\": i}}; run id {runId}");
+    Console.WriteLine($"warm-up: {options.ServerWarmupSeconds} s of mixed load on the server, then {options.WarmupSeconds} s per workload on its own queue; payload {{\"n\": i}}; run id {runId}");
     Console.WriteLine();
 
     var workloads = new Workloads(http, server, options, runId);
+    if (options.ServerWarmupSeconds > 0 && options.Workloads.Any(w => w != "memory"))
+    {
+        await workloads.WarmServerAsync(cts.Token);
+    }
     var results = new List<WorkloadResult>();
     var peerResults = new List<PeerResult>();
     var store = options.Postgres is not null ? "PostgreSQL"
