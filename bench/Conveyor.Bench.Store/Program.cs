@@ -5,6 +5,38 @@ using Conveyor.Storage.Sqlite;
 // The store alone, in process, without HTTP: how fast the SQLite store inserts, leases and completes,
 // so a change to the store can be measured apart from the server. Usage:
 //   dotnet run -c Release --project bench/Conveyor.Bench.Store -- [jobs=100000] [batch=1000] [concurrency=1]
+//   dotnet run -c Release --project bench/Conveyor.Bench.Store -- latency [rate=500] [seconds=20]
+// The second form commits one job at a time at a fixed rate (W2's shape without HTTP) and prints the commit latency
+// percentiles, which is where a stall of the writer (a checkpoint, a slow fsync) shows.
+if (args.Length > 0 && args[0] == "latency")
+{
+    var rate = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 500;
+    var seconds = args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 20;
+    var dir = Directory.CreateTempSubdirectory("conveyor-store-latency-").FullName;
+    try
+    {
+        await using var store = SqliteJobStore.Open(new SqliteStoreOptions { Path = Path.Combine(dir, "conveyor.db") });
+        var count = rate * seconds;
+        var latencies = new double[count];
+        var start = Stopwatch.GetTimestamp();
+        for (var i = 0; i < count; i++)
+        {
+            var due = start + (long)(i * (double)Stopwatch.Frequency / rate);
+            while (Stopwatch.GetTimestamp() < due) await Task.Delay(1);
+            var t0 = Stopwatch.GetTimestamp();
+            await store.JobInsertManyAsync([new NewJob { Queue = "latency", PayloadJson = $"{{\"n\":{i}}}" }], CancellationToken.None);
+            latencies[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+        Array.Sort(latencies);
+        Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"commit latency, {count:N0} single-job commits at {rate}/s: p50 {latencies[count / 2]:0.00} ms, p99 {latencies[(int)(count * 0.99)]:0.00} ms, p99.9 {latencies[(int)(count * 0.999)]:0.00} ms, max {latencies[^1]:0.00} ms"));
+    }
+    finally
+    {
+        Directory.Delete(dir, recursive: true);
+    }
+    return;
+}
 var jobs = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 100_000;
 var batch = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1000;
 var concurrency = args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 1;
