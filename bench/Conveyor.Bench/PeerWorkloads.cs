@@ -14,6 +14,8 @@ internal sealed partial class Workloads
     private const int W1LeaseMax = 1000;
     private const int W1EnqueueConcurrency = 4;
     private const int W3Producers = 8;
+    // The peers' W3 runs one worker process; one long-polling worker also takes every job that is ready in one lease.
+    private const int W3Workers = 1;
     private const double W2DefaultRate = 500;
     private const double W2Seconds = 20;
     private const double W3Seconds = 30;
@@ -330,7 +332,7 @@ internal sealed partial class Workloads
     {
         var producers = options.Concurrency ?? W3Producers;
         var seconds = options.DurationSet ? options.DurationSeconds : W3Seconds;
-        var inner = new Workloads(http, server, options with { Rate = 0 }, runId);
+        var inner = new Workloads(http, server, options with { Rate = 0, Workers = options.WorkersSet ? options.Workers : W3Workers }, runId);
         if (options.WarmupSeconds > 0)
         {
             await inner.RunEndToEndAsync(Queue("w3", warm: true), producers, 1, options.WarmupSeconds, new ErrorLog(), ct);
@@ -349,7 +351,7 @@ internal sealed partial class Workloads
                 $"w3 run {run}/{options.Runs}: {N(r.Completed)} completed in {r.Seconds:0.#} s -> {Rate(completed[^1])} (enqueued {Rate(enqueued[^1])}, backlog {N(r.Enqueued - r.Completed)}) (errors so far {errors.Count})"));
         }
         return new PeerResult("W3 sustained", store,
-            Inv($"{producers} single-job producer loops, {options.Workers} workers (lease max {options.LeaseMax} + one ack per lease)"),
+            Inv($"{producers} single-job producer loops, {inner.WorkerCount} worker(s) (lease max {options.LeaseMax} + one ack per lease)"),
             "1 (single-job endpoint)",
             Inv($"{seconds:0.#} s; median of {Runs()}"),
             Inv($"completed {Rate(Median(completed))} (enqueued {Rate(Median(enqueued))}, backlog {N((long)Median(backlog))})"),

@@ -19,6 +19,8 @@ internal sealed partial class Workloads(HttpClient http, Uri server, BenchOption
 
     private Uri Url(string path) => new(server, path);
 
+    public int WorkerCount => options.Workers;
+
     private string Queue(string workload, bool warm) => $"bench-{workload}-{(warm ? "warm-" : "")}{runId}";
 
     private static double Since(long startTimestamp) => Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds;
