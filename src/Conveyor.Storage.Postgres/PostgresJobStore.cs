@@ -80,6 +80,12 @@ public sealed partial class PostgresJobStore : IJobStore
         var builder = new NpgsqlConnectionStringBuilder(options.ConnectionString);
         // Prepared statements without asking: the hot statements are few and repeat all the time.
         if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 64;
+        // The store leaves no session state on a pooled connection (its settings and advisory locks are transaction-scoped;
+        // LISTEN and the leader's session lock live on dedicated connections), so the reset Npgsql would otherwise prepend to
+        // the next command after every checkout (SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *;
+        // pg_advisory_unlock_all(); DISCARD SEQUENCES; DISCARD TEMP: seven statements) is pure cost. A transaction left open is
+        // still rolled back when its connection goes back to the pool.
+        builder.NoResetOnClose = true;
         var dedicated = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Pooling = false, MaxAutoPrepare = 0 };
         var db = NpgsqlDataSource.Create(builder.ConnectionString);
         try
