@@ -174,6 +174,9 @@ internal static class JobsSql
     /// The happy path of an ack batch in one statement: completes with their tokens checked in the WHERE clause. A finish
     /// wakes the queue's waiting leases on every server when it lets another job run: the next of its partition, or one
     /// more under the queue's concurrency limit.
+    /// The state is tested as <c>(j.state = 2) IS TRUE</c> (the same rows) so that the planner cannot read the jobs through the
+    /// reaper's partial index <c>jobs_leases</c>: the prepared (generic) plan otherwise hashed every running job of every
+    /// queue for each ack, whenever the statistics said few jobs run; now each acked id is one primary-key probe.
     /// </summary>
     public const string CompleteMany = """
         WITH done AS (
@@ -181,7 +184,7 @@ internal static class JobsSql
             SET state = 3, result = i.result::json, finished_at = @now, updated_at = @now,
                 lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL
             FROM unnest(@ids::bigint[], @tokens::text[], @results::text[]) AS i(id, token, result)
-            WHERE j.id = i.id AND j.state = 2 AND (i.token IS NULL OR j.lease_token = i.token)
+            WHERE j.id = i.id AND (j.state = 2) IS TRUE AND (i.token IS NULL OR j.lease_token = i.token)
             RETURNING j.id, j.queue, j.kind, j.partition_key, j.started_at
         ), woken AS (
             SELECT pg_notify(@channel, queue) FROM (
