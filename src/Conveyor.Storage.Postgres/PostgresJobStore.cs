@@ -13,9 +13,11 @@ namespace Conveyor.Storage.Postgres;
 /// <item>Everything is durable rows, leases included (unlike SQLite's in-memory leases): a restarted server finds its
 /// jobs still running with their leases, which expire through the reaper as usual.</item>
 /// <item>Inserts from concurrent requests are folded into one transaction by a few writer loops (group commit): one
-/// unnest INSERT, one fsync and one NOTIFY per queue for the whole batch.</item>
+/// unnest INSERT and one fsync for the whole batch. The NOTIFYs for the other servers go out through <see cref="Notifier"/>,
+/// which folds those of many batches into one small transaction.</item>
 /// <item>Leases are one <c>FOR UPDATE SKIP LOCKED</c> statement; completions of an ack batch one statement.</item>
-/// <item>Long polls wake on LISTEN/NOTIFY; maintenance runs on the elected leader only (<see cref="LeaderLoop"/>).</item>
+/// <item>Long polls wake on LISTEN/NOTIFY, and on this server's own writes at once; a wake goes to as many waiting leases as
+/// can take the new jobs (<see cref="Wakeups"/>). Maintenance runs on the elected leader only (<see cref="LeaderLoop"/>).</item>
 /// <item>Counts per queue and state come from a small counter table kept by statement triggers.</item>
 /// <item>Queue limits (concurrency, rate) hold across servers: a lease from a limited queue locks the queue's row, so such
 /// leases take turns; queues without limits keep the one-statement lease (see PostgresJobStore.Operations.cs).</item>
@@ -38,6 +40,8 @@ public sealed partial class PostgresJobStore : IJobStore
         new BoundedChannelOptions(8192) { FullMode = BoundedChannelFullMode.Wait });
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task[] _writers;
+    private readonly Notifier _notifier;
+    private readonly Task _notifierLoop;
     private readonly Listener _listener;
     private readonly Task _listenerLoop;
     private readonly LeaderLoop? _leader;
@@ -55,7 +59,9 @@ public sealed partial class PostgresJobStore : IJobStore
         _channel = Sql.Channel(_schema);
         _sql = new Statements(_schema);
         _writers = [.. Enumerable.Range(0, options.InsertWriters).Select(_ => Task.Run(InsertLoop))];
-        _listener = new Listener(dedicatedConnectionString, _channel, _wakeups, options.LeaderRetryInterval);
+        _notifier = new Notifier(db, _sql.NotifyAsync, _channel);
+        _notifierLoop = Task.Run(_notifier.RunAsync);
+        _listener = new Listener(dedicatedConnectionString, _channel, _wakeups, options.LeaderRetryInterval, OnNotification);
         _listenerLoop = Task.Run(() => _listener.RunAsync(_stopping.Token));
         if (options.RunMaintenanceLoop)
         {
@@ -240,7 +246,8 @@ public sealed partial class PostgresJobStore : IJobStore
         var rowOf = new int[total];
         var duplicateOf = new Dictionary<(string, string), int>();
         var partitionLocks = new SortedSet<string>(StringComparer.Ordinal);
-        var woken = new HashSet<string>(StringComparer.Ordinal);
+        // Jobs made available per queue: that many lease waiters are woken here, and the other servers are notified.
+        var woken = new Dictionary<string, int>(StringComparer.Ordinal);
         var flat = 0;
         foreach (var op in batch)
         {
@@ -271,7 +278,7 @@ public sealed partial class PostgresJobStore : IJobStore
                 traces.Add(job.TraceParent);
                 destinations.Add(job.DestinationsJson);
                 if (job.PartitionKey is { } partition) partitionLocks.Add(job.Queue + "\u001f" + partition);
-                if (state == JobState.Available) woken.Add(job.Queue);
+                if (state == JobState.Available) woken[job.Queue] = woken.GetValueOrDefault(job.Queue) + 1;
             }
         }
 
@@ -353,25 +360,29 @@ public sealed partial class PostgresJobStore : IJobStore
             }
             op.Done.TrySetResult(results);
         }
-        foreach (var queue in woken) _wakeups.SignalQueue(queue);
+        foreach (var (queue, count) in woken) Wake(queue, count);
         ConveyorMetrics.StoreCommitted("postgres", batch.Count, Stopwatch.GetElapsedTime(started).TotalSeconds);
-        if (woken.Count > 0)
-        {
-            // One NOTIFY per queue for the whole batch, in a transaction of its own that does not wait for a flush: a
-            // notifying commit holds Postgres's global notify lock, and durable inserts must not queue behind it. If
-            // this is lost (crash right here), waiting workers find the jobs by their fallback poll.
-            // Best effort, after the callers have their answer: a failure here must never make the batch run again.
-            try
-            {
-                await using var notify = Command(connection, _sql.NotifyAsync);
-                notify.Parameters.AddWithValue("channel", _channel);
-                notify.Parameters.AddWithValue("queues", woken.ToArray());
-                await notify.ExecuteNonQueryAsync().ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is NpgsqlException or InvalidOperationException or IOException or TimeoutException)
-            {
-            }
-        }
+        // The other servers hear of it through the notifier, which folds the NOTIFYs of many batches together and sends
+        // them off the writers' path (a notification is best effort: lost, the long polls find the jobs by their poll).
+        if (woken.Count > 0) _notifier.Enqueue(woken.Keys);
+    }
+
+    /// <summary>
+    /// Wakes lease waiters of the queue for <paramref name="jobs"/> jobs that became leasable: as many waiters as can take
+    /// them, or every waiter of a queue with limits (whose leases take fewer than they ask for).
+    /// </summary>
+    private void Wake(string queue, int jobs)
+    {
+        if (_limitedQueues.ContainsKey(queue)) _wakeups.SignalQueue(queue);
+        else _wakeups.SignalQueue(queue, jobs);
+    }
+
+    /// <summary>A notification from another server (or from a statement of this one): one waiter looks, and passes it on if it must.</summary>
+    private void OnNotification(string queue, int processId)
+    {
+        // Sent by this server's notifier: its waiters were woken when the insert committed.
+        if (processId == _notifier.ProcessId) return;
+        Wake(queue, 1);
     }
 
     // ---- leases --------------------------------------------------------------------------------------------------
@@ -382,11 +393,20 @@ public sealed partial class PostgresJobStore : IJobStore
         while (true)
         {
             // Register before looking, so a job that arrives between the look and the wait is not missed.
-            var waiter = request.Wait > TimeSpan.Zero ? _wakeups.WaitForQueue(request.Queue) : null;
+            var waiter = request.Wait > TimeSpan.Zero ? _wakeups.WaitForQueue(request.Queue, request.Max) : null;
+            // A wake goes to as many waiters as can take the new jobs (Wakeups), so one that this waiter consumed must be
+            // covered by a look that started after it and did not come back full; otherwise it is passed on to the next
+            // waiter when this call ends. A full lease passes one on too: more jobs may be waiting. Null: an exception,
+            // decided by whether a wake was consumed.
+            bool? passOn = null;
             try
             {
                 var (jobs, nextToken) = await Guard(ct => LeaseOnce(request, ct), cancellationToken).ConfigureAwait(false);
-                if (jobs.Count > 0 || waiter is null) return jobs;
+                if (jobs.Count > 0 || waiter is null)
+                {
+                    passOn = jobs.Count >= request.Max || waiter?.Task.IsCompleted == true;
+                    return jobs;
+                }
                 var remaining = deadline - _time.GetUtcNow();
                 if (remaining <= TimeSpan.Zero || _disposed != 0) return jobs;
                 using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
@@ -399,11 +419,25 @@ public sealed partial class PostgresJobStore : IJobStore
                 cancellationToken.ThrowIfCancellationRequested();
                 if (_disposed != 0) return [];
                 if (timeout.IsCompletedSuccessfully)
-                    return (await Guard(ct => LeaseOnce(request, ct), cancellationToken).ConfigureAwait(false)).Jobs;
+                {
+                    var wokenBefore = waiter.Task.IsCompleted;
+                    var last = (await Guard(ct => LeaseOnce(request, ct), cancellationToken).ConfigureAwait(false)).Jobs;
+                    passOn = last.Count >= request.Max || (!wokenBefore && waiter.Task.IsCompleted);
+                    return last;
+                }
+                passOn = false; // the next round looks again
             }
             finally
             {
-                if (waiter is not null) _wakeups.CancelQueueWait(request.Queue, waiter);
+                if (waiter is not null)
+                {
+                    _wakeups.CancelQueueWait(request.Queue, waiter);
+                    if (passOn ?? waiter.Task.IsCompleted) Wake(request.Queue, 1);
+                }
+                else if (passOn == true)
+                {
+                    Wake(request.Queue, 1);
+                }
             }
         }
     }
@@ -1080,6 +1114,9 @@ public sealed partial class PostgresJobStore : IJobStore
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _inserts.Writer.TryComplete();
         await Task.WhenAll(_writers).ConfigureAwait(false);
+        // The last inserts' notifications go out before the pool closes.
+        _notifier.Complete();
+        await _notifierLoop.ConfigureAwait(false);
         await _stopping.CancelAsync().ConfigureAwait(false);
         _wakeups.SignalAllQueues();
         await Task.WhenAll(_listenerLoop, _leaderLoop, _resultPoller).ConfigureAwait(false);
