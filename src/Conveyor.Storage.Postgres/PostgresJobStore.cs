@@ -295,7 +295,8 @@ public sealed partial class PostgresJobStore : IJobStore
                 lockPartitions.Parameters.AddWithValue("keys", partitionLocks.ToArray());
                 command.BatchCommands.Add(lockPartitions);
             }
-            var insert = new NpgsqlBatchCommand(_sql.InsertMany);
+            var keyed = duplicateOf.Count > 0;
+            var insert = new NpgsqlBatchCommand(keyed ? _sql.InsertMany : _sql.InsertManyNew);
             var p = insert.Parameters;
             p.AddWithValue("queue", queues.ToArray());
             p.AddWithValue("kind", kinds.ToArray());
@@ -304,7 +305,7 @@ public sealed partial class PostgresJobStore : IJobStore
             p.AddWithValue("run_at", runAts.ToArray());
             p.AddWithValue("max_attempts", maxAttempts.ToArray());
             p.AddWithValue("payload", payloads.ToArray());
-            p.AddWithValue("idempotency_key", keys.ToArray());
+            if (keyed) p.AddWithValue("idempotency_key", keys.ToArray());
             p.AddWithValue("partition_key", partitions.ToArray());
             p.AddWithValue("tags", tags.ToArray());
             p.AddWithValue("trace_parent", traces.ToArray());
@@ -313,11 +314,24 @@ public sealed partial class PostgresJobStore : IJobStore
             command.BatchCommands.Add(insert);
             await using var r = await command.ExecuteReaderAsync().ConfigureAwait(false);
             if (partitionLocks.Count > 0) await r.NextResultAsync().ConfigureAwait(false);
-            while (await r.ReadAsync().ConfigureAwait(false))
+            if (keyed)
             {
-                var row = (int)r.GetInt64(0) - 1;
-                ids[row] = r.GetInt64(1);
-                inserted[row] = r.GetBoolean(2);
+                while (await r.ReadAsync().ConfigureAwait(false))
+                {
+                    var row = (int)r.GetInt64(0) - 1;
+                    ids[row] = r.GetInt64(1);
+                    inserted[row] = r.GetBoolean(2);
+                }
+            }
+            else
+            {
+                // Every row was inserted (a statement without ON CONFLICT inserts all its rows or fails whole); the ids were
+                // drawn in request order, so in ascending order they are the rows' ids.
+                var returned = 0;
+                while (await r.ReadAsync().ConfigureAwait(false)) ids[returned++] = r.GetInt64(0);
+                Debug.Assert(returned == ids.Length);
+                Array.Sort(ids);
+                Array.Fill(inserted, true);
             }
             while (await r.NextResultAsync().ConfigureAwait(false)) { }
         }
@@ -1144,6 +1158,7 @@ internal sealed class Statements(string schema)
     public readonly string FinishedAmong = Sql.For(schema, JobsSql.FinishedAmong);
     public readonly string LockPartitions = Sql.For(schema, JobsSql.LockPartitions);
     public readonly string InsertMany = Sql.For(schema, JobsSql.InsertMany);
+    public readonly string InsertManyNew = Sql.For(schema, JobsSql.InsertManyNew);
     public readonly string FindIdempotent = Sql.For(schema, JobsSql.FindIdempotent);
     public readonly string Notify = Sql.For(schema, JobsSql.Notify);
     public readonly string NotifyAsync = Sql.For(schema, JobsSql.NotifyAsync);

@@ -59,6 +59,30 @@ internal static class JobsSql
         SELECT n.ord, n.id, i.id IS NOT NULL FROM numbered n LEFT JOIN inserted i ON i.id = n.id ORDER BY n.ord
         """;
 
+    /// <summary>
+    /// <see cref="InsertMany"/> for a batch without idempotency keys, the common case: nothing can conflict, so there is no
+    /// ON CONFLICT arbiter (a speculative insertion per row) and no join to tell the inserted from the replayed. Ids are drawn
+    /// in request order exactly as there; the store pairs the returned ids, sorted, with the rows in request order.
+    /// </summary>
+    public const string InsertManyNew = """
+        WITH numbered AS (
+            SELECT nextval('{s}.jobs_id_seq') AS id, t.*
+            FROM unnest(@queue::text[], @kind::text[], @state::smallint[], @priority::int[], @run_at::timestamptz[],
+                        @max_attempts::int[], @payload::text[], @partition_key::text[], @tags::text[], @trace_parent::text[],
+                        @destinations::text[])
+                 WITH ORDINALITY AS t(queue, kind, state, priority, run_at, max_attempts, payload, partition_key, tags,
+                                      trace_parent, destinations, ord)
+            ORDER BY ord
+        )
+        INSERT INTO {s}.jobs (id, queue, kind, state, priority, run_at, max_attempts, payload, partition_key, tags, trace_parent,
+                              created_at, updated_at, destinations)
+        SELECT id, queue, kind, state, priority, run_at, max_attempts, payload::json, partition_key,
+               CASE WHEN tags IS NULL THEN NULL ELSE ARRAY(SELECT json_array_elements_text(tags::json)) END, trace_parent, @now, @now,
+               destinations::json
+        FROM numbered
+        RETURNING id
+        """;
+
     public const string FindIdempotent = """
         SELECT j.queue, j.idempotency_key, j.id, j.created_at FROM {s}.jobs j
         JOIN unnest(@queue::text[], @key::text[]) AS k(queue, key) ON j.queue = k.queue AND j.idempotency_key = k.key
