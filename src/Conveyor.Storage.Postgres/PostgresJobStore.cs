@@ -558,14 +558,19 @@ public sealed partial class PostgresJobStore : IJobStore
         var done = new HashSet<long>();
         HashSet<string>? freed = null;
         await using var connection = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using (var command = Command(connection, _sql.CompleteMany))
+        await using (var batch = new NpgsqlBatch(connection))
         {
+            // One round trip, one implicit transaction: the planner setting first (see JobsSql.PlanByKey), then the completes.
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(JobsSql.PlanByKey));
+            var command = new NpgsqlBatchCommand(_sql.CompleteMany);
             command.Parameters.AddWithValue("ids", acks.Select(a => a.Id).ToArray());
             command.Parameters.AddWithValue("tokens", acks.Select(a => a.LeaseToken).ToArray());
             command.Parameters.AddWithValue("results", acks.Select(a => a.ResultJson).ToArray());
             command.Parameters.AddWithValue("now", now);
             command.Parameters.AddWithValue("channel", _channel);
-            await using var r = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            batch.BatchCommands.Add(command);
+            await using var r = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await r.NextResultAsync(cancellationToken).ConfigureAwait(false);
             while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
                 done.Add(r.GetInt64(0));

@@ -195,12 +195,22 @@ internal static class JobsSql
         """;
 
     /// <summary>
+    /// Sent just before <see cref="CompleteMany"/> in the same implicit transaction (it lasts until that transaction ends): the
+    /// plan of the completes, made once per connection and then reused, must look every acked id up by primary key whatever
+    /// the statistics and the table's size were when it was made. A plan made while the table was small (a new schema in its
+    /// first minute, before autovacuum first analyzed it) otherwise scanned the whole table for each ack, and kept doing so as
+    /// the table grew.
+    /// </summary>
+    public const string PlanByKey = "SELECT set_config('enable_seqscan', 'off', true)";
+
+    /// <summary>
     /// The happy path of an ack batch in one statement: completes with their tokens checked in the WHERE clause. A finish
     /// wakes the queue's waiting leases on every server when it lets another job run: the next of its partition, or one
     /// more under the queue's concurrency limit.
     /// The state is tested as <c>(j.state = 2) IS TRUE</c> (the same rows) so that the planner cannot read the jobs through the
     /// reaper's partial index <c>jobs_leases</c>: the prepared (generic) plan otherwise hashed every running job of every
-    /// queue for each ack, whenever the statistics said few jobs run; now each acked id is one primary-key probe.
+    /// queue for each ack, whenever the statistics said few jobs run; with <see cref="PlanByKey"/> each acked id is one
+    /// primary-key probe.
     /// </summary>
     public const string CompleteMany = """
         WITH done AS (
