@@ -4,11 +4,11 @@ namespace Conveyor.Storage.Postgres;
 
 /// <summary>
 /// LISTEN on the schema's channel over a dedicated connection (not pooled: a pooled one would carry the LISTEN to
-/// other users). Each notification names a queue that may have work; its local long polls look again. When the
-/// connection breaks (Postgres restarted) it reconnects with a pause and wakes every waiter, since notifications sent
-/// meanwhile are lost.
+/// other users). Each notification names a queue that may have work and is handed, with the notifying backend's process
+/// id, to <c>notified</c> (the store wakes its local long polls). When the connection breaks (Postgres restarted) it
+/// reconnects with a pause and wakes every waiter, since notifications sent meanwhile are lost.
 /// </summary>
-internal sealed class Listener(string connectionString, string channel, Wakeups wakeups, TimeSpan retryPause)
+internal sealed class Listener(string connectionString, string channel, Wakeups wakeups, TimeSpan retryPause, Action<string, int> notified)
 {
     private static readonly TimeSpan AliveCheck = TimeSpan.FromSeconds(5);
     private readonly TaskCompletionSource _firstListen = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -24,7 +24,7 @@ internal sealed class Listener(string connectionString, string channel, Wakeups 
             {
                 await using var connection = new NpgsqlConnection(connectionString);
                 await connection.OpenAsync(stopping).ConfigureAwait(false);
-                connection.Notification += (_, e) => wakeups.SignalQueue(e.Payload);
+                connection.Notification += (_, e) => notified(e.Payload, e.PID);
                 await using (var listen = new NpgsqlCommand($"LISTEN \"{channel}\"", connection))
                 {
                     await listen.ExecuteNonQueryAsync(stopping).ConfigureAwait(false);

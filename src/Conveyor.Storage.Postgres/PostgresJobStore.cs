@@ -13,9 +13,11 @@ namespace Conveyor.Storage.Postgres;
 /// <item>Everything is durable rows, leases included (unlike SQLite's in-memory leases): a restarted server finds its
 /// jobs still running with their leases, which expire through the reaper as usual.</item>
 /// <item>Inserts from concurrent requests are folded into one transaction by a few writer loops (group commit): one
-/// unnest INSERT, one fsync and one NOTIFY per queue for the whole batch.</item>
+/// unnest INSERT and one fsync for the whole batch. The NOTIFYs for the other servers go out through <see cref="Notifier"/>,
+/// which folds those of many batches into one small transaction.</item>
 /// <item>Leases are one <c>FOR UPDATE SKIP LOCKED</c> statement; completions of an ack batch one statement.</item>
-/// <item>Long polls wake on LISTEN/NOTIFY; maintenance runs on the elected leader only (<see cref="LeaderLoop"/>).</item>
+/// <item>Long polls wake on LISTEN/NOTIFY, and on this server's own writes at once; a wake goes to as many waiting leases as
+/// can take the new jobs (<see cref="Wakeups"/>). Maintenance runs on the elected leader only (<see cref="LeaderLoop"/>).</item>
 /// <item>Counts per queue and state come from a small counter table kept by statement triggers.</item>
 /// <item>Queue limits (concurrency, rate) hold across servers: a lease from a limited queue locks the queue's row, so such
 /// leases take turns; queues without limits keep the one-statement lease (see PostgresJobStore.Operations.cs).</item>
@@ -38,6 +40,8 @@ public sealed partial class PostgresJobStore : IJobStore
         new BoundedChannelOptions(8192) { FullMode = BoundedChannelFullMode.Wait });
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task[] _writers;
+    private readonly Notifier _notifier;
+    private readonly Task _notifierLoop;
     private readonly Listener _listener;
     private readonly Task _listenerLoop;
     private readonly LeaderLoop? _leader;
@@ -55,7 +59,9 @@ public sealed partial class PostgresJobStore : IJobStore
         _channel = Sql.Channel(_schema);
         _sql = new Statements(_schema);
         _writers = [.. Enumerable.Range(0, options.InsertWriters).Select(_ => Task.Run(InsertLoop))];
-        _listener = new Listener(dedicatedConnectionString, _channel, _wakeups, options.LeaderRetryInterval);
+        _notifier = new Notifier(db, _sql.NotifyAsync, _channel);
+        _notifierLoop = Task.Run(_notifier.RunAsync);
+        _listener = new Listener(dedicatedConnectionString, _channel, _wakeups, options.LeaderRetryInterval, OnNotification);
         _listenerLoop = Task.Run(() => _listener.RunAsync(_stopping.Token));
         if (options.RunMaintenanceLoop)
         {
@@ -80,6 +86,12 @@ public sealed partial class PostgresJobStore : IJobStore
         var builder = new NpgsqlConnectionStringBuilder(options.ConnectionString);
         // Prepared statements without asking: the hot statements are few and repeat all the time.
         if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 64;
+        // The store leaves no session state on a pooled connection (its settings and advisory locks are transaction-scoped;
+        // LISTEN and the leader's session lock live on dedicated connections), so the reset Npgsql would otherwise prepend to
+        // the next command after every checkout (SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *;
+        // pg_advisory_unlock_all(); DISCARD SEQUENCES; DISCARD TEMP: seven statements) is pure cost. A transaction left open is
+        // still rolled back when its connection goes back to the pool.
+        builder.NoResetOnClose = true;
         var dedicated = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Pooling = false, MaxAutoPrepare = 0 };
         var db = NpgsqlDataSource.Create(builder.ConnectionString);
         try
@@ -234,7 +246,8 @@ public sealed partial class PostgresJobStore : IJobStore
         var rowOf = new int[total];
         var duplicateOf = new Dictionary<(string, string), int>();
         var partitionLocks = new SortedSet<string>(StringComparer.Ordinal);
-        var woken = new HashSet<string>(StringComparer.Ordinal);
+        // Jobs made available per queue: that many lease waiters are woken here, and the other servers are notified.
+        var woken = new Dictionary<string, int>(StringComparer.Ordinal);
         var flat = 0;
         foreach (var op in batch)
         {
@@ -265,7 +278,7 @@ public sealed partial class PostgresJobStore : IJobStore
                 traces.Add(job.TraceParent);
                 destinations.Add(job.DestinationsJson);
                 if (job.PartitionKey is { } partition) partitionLocks.Add(job.Queue + "\u001f" + partition);
-                if (state == JobState.Available) woken.Add(job.Queue);
+                if (state == JobState.Available) woken[job.Queue] = woken.GetValueOrDefault(job.Queue) + 1;
             }
         }
 
@@ -282,7 +295,8 @@ public sealed partial class PostgresJobStore : IJobStore
                 lockPartitions.Parameters.AddWithValue("keys", partitionLocks.ToArray());
                 command.BatchCommands.Add(lockPartitions);
             }
-            var insert = new NpgsqlBatchCommand(_sql.InsertMany);
+            var keyed = duplicateOf.Count > 0;
+            var insert = new NpgsqlBatchCommand(keyed ? _sql.InsertMany : _sql.InsertManyNew);
             var p = insert.Parameters;
             p.AddWithValue("queue", queues.ToArray());
             p.AddWithValue("kind", kinds.ToArray());
@@ -291,7 +305,7 @@ public sealed partial class PostgresJobStore : IJobStore
             p.AddWithValue("run_at", runAts.ToArray());
             p.AddWithValue("max_attempts", maxAttempts.ToArray());
             p.AddWithValue("payload", payloads.ToArray());
-            p.AddWithValue("idempotency_key", keys.ToArray());
+            if (keyed) p.AddWithValue("idempotency_key", keys.ToArray());
             p.AddWithValue("partition_key", partitions.ToArray());
             p.AddWithValue("tags", tags.ToArray());
             p.AddWithValue("trace_parent", traces.ToArray());
@@ -300,11 +314,24 @@ public sealed partial class PostgresJobStore : IJobStore
             command.BatchCommands.Add(insert);
             await using var r = await command.ExecuteReaderAsync().ConfigureAwait(false);
             if (partitionLocks.Count > 0) await r.NextResultAsync().ConfigureAwait(false);
-            while (await r.ReadAsync().ConfigureAwait(false))
+            if (keyed)
             {
-                var row = (int)r.GetInt64(0) - 1;
-                ids[row] = r.GetInt64(1);
-                inserted[row] = r.GetBoolean(2);
+                while (await r.ReadAsync().ConfigureAwait(false))
+                {
+                    var row = (int)r.GetInt64(0) - 1;
+                    ids[row] = r.GetInt64(1);
+                    inserted[row] = r.GetBoolean(2);
+                }
+            }
+            else
+            {
+                // Every row was inserted (a statement without ON CONFLICT inserts all its rows or fails whole); the ids were
+                // drawn in request order, so in ascending order they are the rows' ids.
+                var returned = 0;
+                while (await r.ReadAsync().ConfigureAwait(false)) ids[returned++] = r.GetInt64(0);
+                Debug.Assert(returned == ids.Length);
+                Array.Sort(ids);
+                Array.Fill(inserted, true);
             }
             while (await r.NextResultAsync().ConfigureAwait(false)) { }
         }
@@ -347,25 +374,29 @@ public sealed partial class PostgresJobStore : IJobStore
             }
             op.Done.TrySetResult(results);
         }
-        foreach (var queue in woken) _wakeups.SignalQueue(queue);
+        foreach (var (queue, count) in woken) Wake(queue, count);
         ConveyorMetrics.StoreCommitted("postgres", batch.Count, Stopwatch.GetElapsedTime(started).TotalSeconds);
-        if (woken.Count > 0)
-        {
-            // One NOTIFY per queue for the whole batch, in a transaction of its own that does not wait for a flush: a
-            // notifying commit holds Postgres's global notify lock, and durable inserts must not queue behind it. If
-            // this is lost (crash right here), waiting workers find the jobs by their fallback poll.
-            // Best effort, after the callers have their answer: a failure here must never make the batch run again.
-            try
-            {
-                await using var notify = Command(connection, _sql.NotifyAsync);
-                notify.Parameters.AddWithValue("channel", _channel);
-                notify.Parameters.AddWithValue("queues", woken.ToArray());
-                await notify.ExecuteNonQueryAsync().ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is NpgsqlException or InvalidOperationException or IOException or TimeoutException)
-            {
-            }
-        }
+        // The other servers hear of it through the notifier, which folds the NOTIFYs of many batches together and sends
+        // them off the writers' path (a notification is best effort: lost, the long polls find the jobs by their poll).
+        if (woken.Count > 0) _notifier.Enqueue(woken.Keys);
+    }
+
+    /// <summary>
+    /// Wakes lease waiters of the queue for <paramref name="jobs"/> jobs that became leasable: as many waiters as can take
+    /// them, or every waiter of a queue with limits (whose leases take fewer than they ask for).
+    /// </summary>
+    private void Wake(string queue, int jobs)
+    {
+        if (_limitedQueues.ContainsKey(queue)) _wakeups.SignalQueue(queue);
+        else _wakeups.SignalQueue(queue, jobs);
+    }
+
+    /// <summary>A notification from another server (or from a statement of this one): one waiter looks, and passes it on if it must.</summary>
+    private void OnNotification(string queue, int processId)
+    {
+        // Sent by this server's notifier: its waiters were woken when the insert committed.
+        if (processId == _notifier.ProcessId) return;
+        Wake(queue, 1);
     }
 
     // ---- leases --------------------------------------------------------------------------------------------------
@@ -376,11 +407,20 @@ public sealed partial class PostgresJobStore : IJobStore
         while (true)
         {
             // Register before looking, so a job that arrives between the look and the wait is not missed.
-            var waiter = request.Wait > TimeSpan.Zero ? _wakeups.WaitForQueue(request.Queue) : null;
+            var waiter = request.Wait > TimeSpan.Zero ? _wakeups.WaitForQueue(request.Queue, request.Max) : null;
+            // A wake goes to as many waiters as can take the new jobs (Wakeups), so one that this waiter consumed must be
+            // covered by a look that started after it and did not come back full; otherwise it is passed on to the next
+            // waiter when this call ends. A full lease passes one on too: more jobs may be waiting. Null: an exception,
+            // decided by whether a wake was consumed.
+            bool? passOn = null;
             try
             {
                 var (jobs, nextToken) = await Guard(ct => LeaseOnce(request, ct), cancellationToken).ConfigureAwait(false);
-                if (jobs.Count > 0 || waiter is null) return jobs;
+                if (jobs.Count > 0 || waiter is null)
+                {
+                    passOn = jobs.Count >= request.Max || waiter?.Task.IsCompleted == true;
+                    return jobs;
+                }
                 var remaining = deadline - _time.GetUtcNow();
                 if (remaining <= TimeSpan.Zero || _disposed != 0) return jobs;
                 using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
@@ -393,11 +433,25 @@ public sealed partial class PostgresJobStore : IJobStore
                 cancellationToken.ThrowIfCancellationRequested();
                 if (_disposed != 0) return [];
                 if (timeout.IsCompletedSuccessfully)
-                    return (await Guard(ct => LeaseOnce(request, ct), cancellationToken).ConfigureAwait(false)).Jobs;
+                {
+                    var wokenBefore = waiter.Task.IsCompleted;
+                    var last = (await Guard(ct => LeaseOnce(request, ct), cancellationToken).ConfigureAwait(false)).Jobs;
+                    passOn = last.Count >= request.Max || (!wokenBefore && waiter.Task.IsCompleted);
+                    return last;
+                }
+                passOn = false; // the next round looks again
             }
             finally
             {
-                if (waiter is not null) _wakeups.CancelQueueWait(request.Queue, waiter);
+                if (waiter is not null)
+                {
+                    _wakeups.CancelQueueWait(request.Queue, waiter);
+                    if (passOn ?? waiter.Task.IsCompleted) Wake(request.Queue, 1);
+                }
+                else if (passOn == true)
+                {
+                    Wake(request.Queue, 1);
+                }
             }
         }
     }
@@ -504,14 +558,19 @@ public sealed partial class PostgresJobStore : IJobStore
         var done = new HashSet<long>();
         HashSet<string>? freed = null;
         await using var connection = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using (var command = Command(connection, _sql.CompleteMany))
+        await using (var batch = new NpgsqlBatch(connection))
         {
+            // One round trip, one implicit transaction: the planner setting first (see JobsSql.PlanByKey), then the completes.
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(JobsSql.PlanByKey));
+            var command = new NpgsqlBatchCommand(_sql.CompleteMany);
             command.Parameters.AddWithValue("ids", acks.Select(a => a.Id).ToArray());
             command.Parameters.AddWithValue("tokens", acks.Select(a => a.LeaseToken).ToArray());
             command.Parameters.AddWithValue("results", acks.Select(a => a.ResultJson).ToArray());
             command.Parameters.AddWithValue("now", now);
             command.Parameters.AddWithValue("channel", _channel);
-            await using var r = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            batch.BatchCommands.Add(command);
+            await using var r = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await r.NextResultAsync(cancellationToken).ConfigureAwait(false);
             while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
                 done.Add(r.GetInt64(0));
@@ -1074,6 +1133,9 @@ public sealed partial class PostgresJobStore : IJobStore
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _inserts.Writer.TryComplete();
         await Task.WhenAll(_writers).ConfigureAwait(false);
+        // The last inserts' notifications go out before the pool closes.
+        _notifier.Complete();
+        await _notifierLoop.ConfigureAwait(false);
         await _stopping.CancelAsync().ConfigureAwait(false);
         _wakeups.SignalAllQueues();
         await Task.WhenAll(_listenerLoop, _leaderLoop, _resultPoller).ConfigureAwait(false);
@@ -1101,6 +1163,7 @@ internal sealed class Statements(string schema)
     public readonly string FinishedAmong = Sql.For(schema, JobsSql.FinishedAmong);
     public readonly string LockPartitions = Sql.For(schema, JobsSql.LockPartitions);
     public readonly string InsertMany = Sql.For(schema, JobsSql.InsertMany);
+    public readonly string InsertManyNew = Sql.For(schema, JobsSql.InsertManyNew);
     public readonly string FindIdempotent = Sql.For(schema, JobsSql.FindIdempotent);
     public readonly string Notify = Sql.For(schema, JobsSql.Notify);
     public readonly string NotifyAsync = Sql.For(schema, JobsSql.NotifyAsync);

@@ -59,6 +59,30 @@ internal static class JobsSql
         SELECT n.ord, n.id, i.id IS NOT NULL FROM numbered n LEFT JOIN inserted i ON i.id = n.id ORDER BY n.ord
         """;
 
+    /// <summary>
+    /// <see cref="InsertMany"/> for a batch without idempotency keys, the common case: nothing can conflict, so there is no
+    /// ON CONFLICT arbiter (a speculative insertion per row) and no join to tell the inserted from the replayed. Ids are drawn
+    /// in request order exactly as there; the store pairs the returned ids, sorted, with the rows in request order.
+    /// </summary>
+    public const string InsertManyNew = """
+        WITH numbered AS (
+            SELECT nextval('{s}.jobs_id_seq') AS id, t.*
+            FROM unnest(@queue::text[], @kind::text[], @state::smallint[], @priority::int[], @run_at::timestamptz[],
+                        @max_attempts::int[], @payload::text[], @partition_key::text[], @tags::text[], @trace_parent::text[],
+                        @destinations::text[])
+                 WITH ORDINALITY AS t(queue, kind, state, priority, run_at, max_attempts, payload, partition_key, tags,
+                                      trace_parent, destinations, ord)
+            ORDER BY ord
+        )
+        INSERT INTO {s}.jobs (id, queue, kind, state, priority, run_at, max_attempts, payload, partition_key, tags, trace_parent,
+                              created_at, updated_at, destinations)
+        SELECT id, queue, kind, state, priority, run_at, max_attempts, payload::json, partition_key,
+               CASE WHEN tags IS NULL THEN NULL ELSE ARRAY(SELECT json_array_elements_text(tags::json)) END, trace_parent, @now, @now,
+               destinations::json
+        FROM numbered
+        RETURNING id
+        """;
+
     public const string FindIdempotent = """
         SELECT j.queue, j.idempotency_key, j.id, j.created_at FROM {s}.jobs j
         JOIN unnest(@queue::text[], @key::text[]) AS k(queue, key) ON j.queue = k.queue AND j.idempotency_key = k.key
@@ -171,9 +195,22 @@ internal static class JobsSql
         """;
 
     /// <summary>
+    /// Sent just before <see cref="CompleteMany"/> in the same implicit transaction (it lasts until that transaction ends): the
+    /// plan of the completes, made once per connection and then reused, must look every acked id up by primary key whatever
+    /// the statistics and the table's size were when it was made. A plan made while the table was small (a new schema in its
+    /// first minute, before autovacuum first analyzed it) otherwise scanned the whole table for each ack, and kept doing so as
+    /// the table grew.
+    /// </summary>
+    public const string PlanByKey = "SELECT set_config('enable_seqscan', 'off', true)";
+
+    /// <summary>
     /// The happy path of an ack batch in one statement: completes with their tokens checked in the WHERE clause. A finish
     /// wakes the queue's waiting leases on every server when it lets another job run: the next of its partition, or one
     /// more under the queue's concurrency limit.
+    /// The state is tested as <c>(j.state = 2) IS TRUE</c> (the same rows) so that the planner cannot read the jobs through the
+    /// reaper's partial index <c>jobs_leases</c>: the prepared (generic) plan otherwise hashed every running job of every
+    /// queue for each ack, whenever the statistics said few jobs run; with <see cref="PlanByKey"/> each acked id is one
+    /// primary-key probe.
     /// </summary>
     public const string CompleteMany = """
         WITH done AS (
@@ -181,7 +218,7 @@ internal static class JobsSql
             SET state = 3, result = i.result::json, finished_at = @now, updated_at = @now,
                 lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL
             FROM unnest(@ids::bigint[], @tokens::text[], @results::text[]) AS i(id, token, result)
-            WHERE j.id = i.id AND j.state = 2 AND (i.token IS NULL OR j.lease_token = i.token)
+            WHERE j.id = i.id AND (j.state = 2) IS TRUE AND (i.token IS NULL OR j.lease_token = i.token)
             RETURNING j.id, j.queue, j.kind, j.partition_key, j.started_at
         ), woken AS (
             SELECT pg_notify(@channel, queue) FROM (

@@ -4,29 +4,115 @@ namespace Conveyor.Storage.Postgres;
 /// Local waiters: long-polling leases per queue, and RPC result waits per job id. Signals come from this process's own
 /// writes at once, from LISTEN (other servers' writes, see <see cref="Listener"/>) and from slow fallback polls.
 /// Thread-safe; every member takes the one lock.
+/// <para>
+/// A queue signal that says how many jobs became available wakes only as many lease waiters as can take them (in the order
+/// they started waiting, by each one's <c>max</c>), not every waiter: the others would each run a lease that finds nothing.
+/// A waiter that consumed a wake without covering it (its lease came back full, or the wake arrived while it was already
+/// looking, or it ended before looking again) passes it on (see <c>PostgresJobStore.JobLeaseAvailableAsync</c>).
+/// </para>
 /// </summary>
 internal sealed class Wakeups
 {
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, List<TaskCompletionSource>> _queues = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<QueueWaiter>> _queues = new(StringComparer.Ordinal);
     private readonly Dictionary<long, List<TaskCompletionSource>> _jobs = [];
 
-    public TaskCompletionSource WaitForQueue(string queue) => Add(_queues, queue);
+    /// <summary>A long poll's registration: completed when it should look again; <see cref="Max"/> is how many jobs it takes.</summary>
+    public sealed class QueueWaiter(int max) : TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        public int Max { get; } = Math.Max(1, max);
+    }
 
-    public void CancelQueueWait(string queue, TaskCompletionSource waiter) => Remove(_queues, queue, waiter);
+    public QueueWaiter WaitForQueue(string queue, int max)
+    {
+        var waiter = new QueueWaiter(max);
+        lock (_gate)
+        {
+            if (!_queues.TryGetValue(queue, out var list)) _queues[queue] = list = [];
+            list.Add(waiter);
+        }
+        return waiter;
+    }
 
-    public TaskCompletionSource WaitForFinish(long id) => Add(_jobs, id);
+    public void CancelQueueWait(string queue, QueueWaiter waiter)
+    {
+        lock (_gate)
+        {
+            if (_queues.TryGetValue(queue, out var list) && list.Remove(waiter) && list.Count == 0) _queues.Remove(queue);
+        }
+    }
 
-    public void CancelFinishWait(long id, TaskCompletionSource waiter) => Remove(_jobs, id, waiter);
+    public TaskCompletionSource WaitForFinish(long id)
+    {
+        var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_gate)
+        {
+            if (!_jobs.TryGetValue(id, out var list)) _jobs[id] = list = [];
+            list.Add(waiter);
+        }
+        return waiter;
+    }
 
-    public void SignalQueue(string queue) => Signal(_queues, queue);
+    public void CancelFinishWait(long id, TaskCompletionSource waiter)
+    {
+        lock (_gate)
+        {
+            if (_jobs.TryGetValue(id, out var list) && list.Remove(waiter) && list.Count == 0) _jobs.Remove(id);
+        }
+    }
 
-    public void SignalFinished(long id) => Signal(_jobs, id);
+    /// <summary>Every lease waiter of the queue looks again (a change whose extent is unknown, or a queue with limits).</summary>
+    public void SignalQueue(string queue)
+    {
+        List<QueueWaiter>? waiters;
+        lock (_gate)
+        {
+            if (!_queues.Remove(queue, out waiters)) return;
+        }
+        foreach (var waiter in waiters) waiter.TrySetResult();
+    }
+
+    /// <summary>
+    /// About <paramref name="jobs"/> jobs became leasable in the queue: wakes the longest-waiting lease waiters until their
+    /// <c>max</c> adds up to that many (at least one waiter).
+    /// </summary>
+    public void SignalQueue(string queue, int jobs)
+    {
+        QueueWaiter[] woken;
+        lock (_gate)
+        {
+            if (!_queues.TryGetValue(queue, out var list)) return;
+            var n = 0;
+            var capacity = 0;
+            while (n < list.Count && (n == 0 || capacity < jobs)) capacity += list[n++].Max;
+            if (n == list.Count)
+            {
+                _queues.Remove(queue);
+                woken = [.. list];
+            }
+            else
+            {
+                woken = list.GetRange(0, n).ToArray();
+                list.RemoveRange(0, n);
+            }
+        }
+        foreach (var waiter in woken) waiter.TrySetResult();
+    }
+
+    public void SignalFinished(long id)
+    {
+        List<TaskCompletionSource>? waiters;
+        lock (_gate)
+        {
+            if (!_jobs.Remove(id, out waiters)) return;
+        }
+        foreach (var waiter in waiters) waiter.TrySetResult();
+    }
 
     /// <summary>After a reconnect (notifications may have been missed) and at shutdown: every lease waiter looks again.</summary>
     public void SignalAllQueues()
     {
-        List<TaskCompletionSource> all;
+        List<QueueWaiter> all;
         lock (_gate)
         {
             all = _queues.Values.SelectMany(l => l).ToList();
@@ -38,34 +124,5 @@ internal sealed class Wakeups
     public long[] WaitedJobIds()
     {
         lock (_gate) return _jobs.Count == 0 ? [] : [.. _jobs.Keys];
-    }
-
-    private TaskCompletionSource Add<TKey>(Dictionary<TKey, List<TaskCompletionSource>> map, TKey key) where TKey : notnull
-    {
-        var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_gate)
-        {
-            if (!map.TryGetValue(key, out var list)) map[key] = list = [];
-            list.Add(waiter);
-        }
-        return waiter;
-    }
-
-    private void Remove<TKey>(Dictionary<TKey, List<TaskCompletionSource>> map, TKey key, TaskCompletionSource waiter) where TKey : notnull
-    {
-        lock (_gate)
-        {
-            if (map.TryGetValue(key, out var list) && list.Remove(waiter) && list.Count == 0) map.Remove(key);
-        }
-    }
-
-    private void Signal<TKey>(Dictionary<TKey, List<TaskCompletionSource>> map, TKey key) where TKey : notnull
-    {
-        List<TaskCompletionSource>? waiters;
-        lock (_gate)
-        {
-            if (!map.Remove(key, out waiters)) return;
-        }
-        foreach (var waiter in waiters) waiter.TrySetResult();
     }
 }

@@ -59,6 +59,46 @@ public sealed class SharedStoreTests : IAsyncLifetime
         Assert.Equal(inserted[0].Id, Assert.Single(leased).Id);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Every_waiting_long_poll_gets_a_job_when_as_many_arrive_at_once(bool throughAnotherServer)
+    {
+        // A wake goes to as many waiting leases as the new jobs need (or, for a notification from another server, to one,
+        // which passes it on when its lease comes back full): none of these polls may be left waiting for the fallback poll.
+        const int Polls = 6;
+        var a = await OpenAsync();
+        var b = await OpenAsync();
+        await a.Listening.WaitAsync(Wait);
+        var polls = Enumerable.Range(0, Polls).Select(i =>
+            a.JobLeaseAvailableAsync(new LeaseRequest("fanout", 1, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(25), $"w{i}"), default).AsTask())
+            .ToArray();
+        await Task.Delay(200); // let them reach their wait (a poll that has not looked yet simply finds a job when it does)
+        var inserted = await (throughAnotherServer ? b : a).JobInsertManyAsync(
+            [.. Enumerable.Range(0, Polls).Select(_ => new NewJob { Queue = "fanout" })], default);
+        var leased = await Task.WhenAll(polls).WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.All(leased, jobs => Assert.Single(jobs));
+        Assert.Equal(inserted.Select(j => j.Id).Order(), leased.Select(jobs => jobs[0].Id).Order());
+    }
+
+    [Fact]
+    public async Task A_long_poll_taking_many_jobs_wakes_the_next_one_when_more_are_left()
+    {
+        // Three polls of at most two jobs each, five jobs from another server in one notification: the first woken poll
+        // comes back full and passes the wake on, and so on, until the jobs are gone.
+        var a = await OpenAsync();
+        var b = await OpenAsync();
+        await a.Listening.WaitAsync(Wait);
+        var polls = Enumerable.Range(0, 3).Select(i =>
+            a.JobLeaseAvailableAsync(new LeaseRequest("chain", 2, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(25), $"w{i}"), default).AsTask())
+            .ToArray();
+        await Task.Delay(200);
+        await b.JobInsertManyAsync([.. Enumerable.Range(0, 5).Select(_ => new NewJob { Queue = "chain" })], default);
+        var leased = await Task.WhenAll(polls).WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(5, leased.Sum(jobs => jobs.Count));
+        Assert.Equal(5, leased.SelectMany(jobs => jobs).Select(j => j.Id).Distinct().Count());
+    }
+
     [Fact]
     public async Task A_result_wait_on_one_server_returns_when_the_job_finishes_through_another()
     {
