@@ -14,6 +14,8 @@ internal sealed partial class ServerHost : IAsyncDisposable
     private readonly string _dataDir;
     private readonly bool _keepData;
     private readonly ConcurrentQueue<string> _tail = new();
+    private string? _postgres;
+    private string? _postgresSchema;
 
     public Uri Url { get; private set; } = null!;
     public string Description { get; }
@@ -65,16 +67,21 @@ internal sealed partial class ServerHost : IAsyncDisposable
         {
             psi.ArgumentList.Add(a);
         }
+        // Each run gets a schema of its own, dropped at the end: a shared schema only grows, and its figures drift
+        // down from run to run with the size of its tables and indexes.
+        var schema = postgres is null ? null : $"bench_{DateTime.UtcNow:yyyyMMddHHmmss}_{Random.Shared.Next(1000, 9999)}";
         if (postgres is not null)
         {
             psi.ArgumentList.Add("--postgres");
             psi.ArgumentList.Add(postgres);
+            psi.ArgumentList.Add("--postgres-schema");
+            psi.ArgumentList.Add(schema!);
         }
         // The description is printed: do not show a Postgres password.
         var description = $"{psi.FileName} {string.Join(' ', psi.ArgumentList.Select(a => ReferenceEquals(a, postgres) ? "\"<connection string>\"" : a))}";
 
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
-        var host = new ServerHost(process, dataDir, keepData, description);
+        var host = new ServerHost(process, dataDir, keepData, description) { _postgres = postgres, _postgresSchema = schema };
         var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         process.OutputDataReceived += (_, e) =>
         {
@@ -200,9 +207,24 @@ internal sealed partial class ServerHost : IAsyncDisposable
         _process.Dispose();
         if (_keepData)
         {
-            Console.Error.WriteLine($"conveyor-bench: server data kept in {_dataDir}");
+            Console.Error.WriteLine($"conveyor-bench: server data kept in {_dataDir}" +
+                (_postgresSchema is null ? "" : $" and PostgreSQL schema {_postgresSchema}"));
         }
-        else
+        else if (_postgres is not null)
+        {
+            try
+            {
+                await using var connection = new Npgsql.NpgsqlConnection(_postgres);
+                await connection.OpenAsync();
+                await using var drop = new Npgsql.NpgsqlCommand($"DROP SCHEMA IF EXISTS \"{_postgresSchema}\" CASCADE", connection);
+                await drop.ExecuteNonQueryAsync();
+            }
+            catch (Npgsql.NpgsqlException e)
+            {
+                Console.Error.WriteLine($"conveyor-bench: warning: could not drop PostgreSQL schema {_postgresSchema}: {e.Message}");
+            }
+        }
+        if (!_keepData)
         {
             try
             {
