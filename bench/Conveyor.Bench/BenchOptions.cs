@@ -66,7 +66,8 @@ internal sealed record BenchOptions
                                   workload, so the server runs tiered-up code as a long-running one does (default 10; 0 = none)
           --rate N                e2e: limit the total enqueue rate to N jobs/s (default 0 = unlimited); w2: the fixed rate (default 500)
           --keep-data             keep the started server's data directory
-          --postgres CS           start the server with `serve --postgres CS` (Npgsql connection string)
+          --postgres CS           start the server with `serve --postgres CS` (Npgsql connection string), in a
+                                  schema of its own, dropped at the end (--keep-data keeps it)
           -h, --help
         """;
 
