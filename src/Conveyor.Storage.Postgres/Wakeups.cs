@@ -23,41 +23,30 @@ internal sealed class Wakeups
         public int Max { get; } = Math.Max(1, max);
     }
 
-    public QueueWaiter WaitForQueue(string queue, int max)
+    public QueueWaiter WaitForQueue(string queue, int max) => Register(_queues, queue, new QueueWaiter(max));
+
+    public void CancelQueueWait(string queue, QueueWaiter waiter) => Unregister(_queues, queue, waiter);
+
+    public TaskCompletionSource WaitForFinish(long id) =>
+        Register(_jobs, id, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+    public void CancelFinishWait(long id, TaskCompletionSource waiter) => Unregister(_jobs, id, waiter);
+
+    private TWaiter Register<TKey, TWaiter>(Dictionary<TKey, List<TWaiter>> waiters, TKey key, TWaiter waiter) where TKey : notnull
     {
-        var waiter = new QueueWaiter(max);
         lock (_gate)
         {
-            if (!_queues.TryGetValue(queue, out var list)) _queues[queue] = list = [];
+            if (!waiters.TryGetValue(key, out var list)) waiters[key] = list = [];
             list.Add(waiter);
         }
         return waiter;
     }
 
-    public void CancelQueueWait(string queue, QueueWaiter waiter)
+    private void Unregister<TKey, TWaiter>(Dictionary<TKey, List<TWaiter>> waiters, TKey key, TWaiter waiter) where TKey : notnull
     {
         lock (_gate)
         {
-            if (_queues.TryGetValue(queue, out var list) && list.Remove(waiter) && list.Count == 0) _queues.Remove(queue);
-        }
-    }
-
-    public TaskCompletionSource WaitForFinish(long id)
-    {
-        var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_gate)
-        {
-            if (!_jobs.TryGetValue(id, out var list)) _jobs[id] = list = [];
-            list.Add(waiter);
-        }
-        return waiter;
-    }
-
-    public void CancelFinishWait(long id, TaskCompletionSource waiter)
-    {
-        lock (_gate)
-        {
-            if (_jobs.TryGetValue(id, out var list) && list.Remove(waiter) && list.Count == 0) _jobs.Remove(id);
+            if (waiters.TryGetValue(key, out var list) && list.Remove(waiter) && list.Count == 0) waiters.Remove(key);
         }
     }
 
