@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Conveyor;
+using Conveyor.Storage.Postgres;
 using Conveyor.Storage.Sqlite;
 
 // The store alone, in process, without HTTP: how fast the SQLite store inserts, leases and completes,
@@ -8,6 +9,10 @@ using Conveyor.Storage.Sqlite;
 //   dotnet run -c Release --project bench/Conveyor.Bench.Store -- latency [rate=500] [seconds=20]
 // The second form commits one job at a time at a fixed rate (W2's shape without HTTP) and prints the commit latency
 // percentiles, which is where a stall of the writer (a checkpoint, a slow fsync) shows.
+// With --postgres "<connection string>" (anywhere in the arguments) both forms run against the PostgreSQL store in a schema
+// of their own, dropped at the end, and also print the CPU the rest of the machine (the database) spent per job.
+var postgres = TakeOption(ref args, "--postgres");
+var schema = $"store_bench_{DateTime.UtcNow:yyyyMMddHHmmss}_{Random.Shared.Next(10_000)}";
 if (args.Length > 0 && args[0] == "latency")
 {
     var rate = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 500;
@@ -15,7 +20,7 @@ if (args.Length > 0 && args[0] == "latency")
     var dir = Directory.CreateTempSubdirectory("conveyor-store-latency-").FullName;
     try
     {
-        await using var store = SqliteJobStore.Open(new SqliteStoreOptions { Path = Path.Combine(dir, "conveyor.db") });
+        await using var store = await OpenStore(dir);
         var count = rate * seconds;
         var latencies = new double[count];
         var start = Stopwatch.GetTimestamp();
@@ -34,6 +39,7 @@ if (args.Length > 0 && args[0] == "latency")
     finally
     {
         Directory.Delete(dir, recursive: true);
+        await DropSchema();
     }
     return;
 }
@@ -43,13 +49,12 @@ var concurrency = args.Length > 2 ? int.Parse(args[2], System.Globalization.Cult
 var directory = Directory.CreateTempSubdirectory("conveyor-store-bench-").FullName;
 try
 {
-    await using var store = SqliteJobStore.Open(new SqliteStoreOptions { Path = Path.Combine(directory, "conveyor.db") });
-    Console.WriteLine($"SQLite store, WAL + synchronous=FULL, {jobs:N0} jobs, batch {batch}, concurrency {concurrency}, payload {{\"n\": i}}");
+    await using var store = await OpenStore(directory);
+    Console.WriteLine($"{(postgres is null ? "SQLite store, WAL + synchronous=FULL" : "PostgreSQL store, schema " + schema)}, {jobs:N0} jobs, batch {batch}, concurrency {concurrency}, payload {{\"n\": i}}");
 
-    var self = Process.GetCurrentProcess();
-    TimeSpan Cpu() { self.Refresh(); return self.TotalProcessorTime; }
     var clock = Stopwatch.StartNew();
     var cpu = Cpu();
+    var machine = MachineCpu();
     var next = 0;
     await Task.WhenAll(Enumerable.Range(0, concurrency).Select(_ => Task.Run(async () =>
     {
@@ -64,10 +69,11 @@ try
     })));
     var insert = clock.Elapsed;
     // CPU time per job is the steadier figure on a shared machine: wall time also counts other processes' turns.
-    Console.WriteLine($"insert   {jobs / insert.TotalSeconds,12:N0} jobs/s  ({insert.TotalMilliseconds:N0} ms, {(Cpu() - cpu).TotalMicroseconds / jobs:N1} µs CPU per job)");
+    Console.WriteLine($"insert   {jobs / insert.TotalSeconds,12:N0} jobs/s  ({insert.TotalMilliseconds:N0} ms, {(Cpu() - cpu).TotalMicroseconds / jobs:N1} µs CPU per job{Others(cpu, machine, jobs)})");
 
     clock.Restart();
     cpu = Cpu();
+    machine = MachineCpu();
     var done = 0;
     long leaseTicks = 0, ackTicks = 0;
     await Task.WhenAll(Enumerable.Range(0, concurrency).Select(_ => Task.Run(async () =>
@@ -87,11 +93,49 @@ try
         }
     })));
     var process = clock.Elapsed;
-    Console.WriteLine($"process  {done / process.TotalSeconds,12:N0} jobs/s  ({process.TotalMilliseconds:N0} ms, {(Cpu() - cpu).TotalMicroseconds / done:N1} µs CPU per job, lease + complete)");
+    Console.WriteLine($"process  {done / process.TotalSeconds,12:N0} jobs/s  ({process.TotalMilliseconds:N0} ms, {(Cpu() - cpu).TotalMicroseconds / done:N1} µs CPU per job{Others(cpu, machine, done)}, lease + complete)");
     Console.WriteLine($"         lease {Stopwatch.GetElapsedTime(0, leaseTicks).TotalMicroseconds / done:N1} µs/job, ack {Stopwatch.GetElapsedTime(0, ackTicks).TotalMicroseconds / done:N1} µs/job (wall, summed over workers)");
     Console.WriteLine($"memory   {GC.GetTotalMemory(false) / 1048576.0:N0} MB managed, {Environment.WorkingSet / 1048576.0:N0} MB working set");
 }
 finally
 {
     Directory.Delete(directory, recursive: true);
+    await DropSchema();
+}
+
+async Task<IJobStore> OpenStore(string dir) => postgres is null
+    ? SqliteJobStore.Open(new SqliteStoreOptions { Path = Path.Combine(dir, "conveyor.db") })
+    : await PostgresJobStore.OpenAsync(new PostgresStoreOptions { ConnectionString = postgres, Schema = schema });
+
+async Task DropSchema()
+{
+    if (postgres is null) return;
+    await using var connection = new Npgsql.NpgsqlConnection(postgres);
+    await connection.OpenAsync();
+    await using var drop = new Npgsql.NpgsqlCommand($"DROP SCHEMA IF EXISTS \"{schema}\" CASCADE", connection);
+    await drop.ExecuteNonQueryAsync();
+}
+
+TimeSpan Cpu() { var self = Process.GetCurrentProcess(); return self.TotalProcessorTime; }
+
+// Busy CPU time of the whole machine (user + nice + system + irq + softirq from /proc/stat, in clock ticks of 10 ms).
+static TimeSpan MachineCpu()
+{
+    var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+    long busy = 0;
+    foreach (var i in new[] { 1, 2, 3, 6, 7 }) busy += long.Parse(fields[i], System.Globalization.CultureInfo.InvariantCulture);
+    return TimeSpan.FromMilliseconds(busy * 10);
+}
+
+// The rest of the machine's CPU over a phase: on a quiet machine, that is the database's.
+string Others(TimeSpan ownStart, TimeSpan machineStart, int count) => postgres is null ? "" :
+    $", others {((MachineCpu() - machineStart) - (Cpu() - ownStart)).TotalMicroseconds / count:N1} µs";
+
+static string? TakeOption(ref string[] args, string name)
+{
+    var at = Array.IndexOf(args, name);
+    if (at < 0 || at + 1 >= args.Length) return null;
+    var value = args[at + 1];
+    args = [.. args[..at], .. args[(at + 2)..]];
+    return value;
 }

@@ -130,12 +130,17 @@ internal static class JobsSql
                     WHERE h.queue = j.queue AND h.partition_key = j.partition_key AND h.state < 3 AND h.id < j.id))
         """;
 
+    /// <summary>
+    /// The picked ids are handed over as one array (<c>= ANY(ARRAY(...))</c>), not joined: each is then one primary-key probe
+    /// whatever the statistics say. Joined, the planner hashed the whole jobs table for every lease once it judged 1,000 picked
+    /// rows a large share of it (EXPLAIN ANALYZE on 100,000 waiting jobs: 70 ms per lease of 1,000, 29 ms with the array).
+    /// </summary>
     private const string LeasePicked = $$"""
         UPDATE {s}.jobs j
             SET state = 2, attempt = j.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''), lease_owner = @owner,
                 lease_expires_at = @expires, started_at = @now, updated_at = @now, progress = NULL
-            FROM picked, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
-            WHERE j.id = picked.picked_id
+            FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+            WHERE j.id = ANY(ARRAY(SELECT picked_id FROM picked))
             RETURNING {{Columns}}
         """;
 
