@@ -513,6 +513,7 @@ public sealed partial class PostgresJobStore : IJobStore
         p.AddWithValue("queue", request.Queue);
         p.AddWithValue("max", request.Max);
         p.AddWithValue("owner", (object?)request.Worker ?? DBNull.Value);
+        p.AddWithValue("token", Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) + "-");
         p.AddWithValue("expires", now + request.LeaseDuration);
         p.AddWithValue("now", now);
     }

@@ -134,10 +134,12 @@ internal static class JobsSql
     /// The picked ids are handed over as one array (<c>= ANY(ARRAY(...))</c>), not joined: each is then one primary-key probe
     /// whatever the statistics say. Joined, the planner hashed the whole jobs table for every lease once it judged 1,000 picked
     /// rows a large share of it (EXPLAIN ANALYZE on 100,000 waiting jobs: 70 ms per lease of 1,000, 29 ms with the array).
+    /// A job's token is the lease call's random prefix (<c>@token</c>, 128 bits from the server) and the job's id: distinct per
+    /// job and attempt, without a <c>gen_random_uuid()</c> per row (3.2 µs per row here, 0.45 µs for the concatenation).
     /// </summary>
     private const string LeasePicked = $$"""
         UPDATE {s}.jobs j
-            SET state = 2, attempt = j.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''), lease_owner = @owner,
+            SET state = 2, attempt = j.attempt + 1, lease_token = @token || to_hex(j.id), lease_owner = @owner,
                 lease_expires_at = @expires, started_at = @now, updated_at = @now, progress = NULL
             FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
             WHERE j.id = ANY(ARRAY(SELECT picked_id FROM picked))
