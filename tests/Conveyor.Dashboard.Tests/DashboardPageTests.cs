@@ -210,6 +210,39 @@ public sealed class DashboardPageTests(BrowserFixture browser)
     }
 
     [Fact]
+    public async Task A_state_chosen_before_the_queue_list_arrives_keeps_the_queue_filter()
+    {
+        var queue = Seed.UniqueQueue("early");
+        var dead = await Server.Http.DeadJob(queue);
+        await Server.Http.DeadJob(Seed.UniqueQueue("early-other"));
+
+        await using var tab = await browser.NewPageAsync(Server);
+        var page = tab.Page;
+        // The queue list is held back until the end, so the state is chosen while the queue select has no list yet.
+        var release = new TaskCompletionSource();
+        await page.RouteAsync("**/v1/queues", async route =>
+        {
+            await release.Task;
+            await route.ContinueAsync();
+        });
+        try
+        {
+            await page.GotoAsync($"/#/jobs?queue={queue}");
+            var rows = page.Locator("tr[data-job]");
+            await Expect(rows).ToHaveCountAsync(1); // the queue's one job, before any state filter
+            await page.GetByLabel("State").SelectOptionAsync("dead");
+            await Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("state=dead"));
+            await Expect(rows).ToHaveCountAsync(1);
+            await Expect(rows.GetByRole(AriaRole.Link, new() { Name = $"#{dead}" })).ToHaveCountAsync(1);
+            Assert.Contains($"queue={queue}", page.Url, StringComparison.Ordinal);
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+    }
+
+    [Fact]
     public async Task Pages_fit_a_narrow_window_without_sideways_scrolling()
     {
         var queue = Seed.UniqueQueue("narrow-queue-with-a-long-name");

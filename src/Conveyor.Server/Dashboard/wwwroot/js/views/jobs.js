@@ -15,7 +15,9 @@ export function jobs(root, ctx) {
   trail.set(filterKey, cursors);
   if (!p.cursor) cursors.length = 0;
 
-  const queueSelect = h('select', { name: 'queue', 'aria-label': 'Queue' }, h('option', { value: '' }, 'All queues'));
+  // The filtered queue is an option from the start: a filter changed before the queue list arrives must keep it.
+  const queueSelect = h('select', { name: 'queue', 'aria-label': 'Queue' }, h('option', { value: '' }, 'All queues'),
+    p.queue ? h('option', { value: p.queue, selected: true }, p.queue) : null);
   const stateSelect = h('select', { name: 'state', 'aria-label': 'State' }, h('option', { value: '' }, 'Any state'),
     STATES.map(st => h('option', { value: st, selected: p.state === st }, st)));
   const kind = h('input', { name: 'kind', type: 'search', placeholder: 'Kind, e.g. email.send', 'aria-label': 'Kind', value: p.kind || '' });
@@ -38,7 +40,7 @@ export function jobs(root, ctx) {
   get('/v1/queues').then(list => {
     const names = list.map(q => q.name).sort();
     if (p.queue && !names.includes(p.queue)) names.unshift(p.queue);
-    for (const name of names) queueSelect.append(h('option', { value: name, selected: name === p.queue }, name));
+    queueSelect.replaceChildren(queueSelect.options[0], ...names.map(name => h('option', { value: name, selected: name === p.queue }, name)));
   }).catch(() => { /* the list still works without the queue names */ });
 
   let aborter = null;
