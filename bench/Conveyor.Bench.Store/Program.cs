@@ -116,7 +116,7 @@ async Task DropSchema()
     await drop.ExecuteNonQueryAsync();
 }
 
-TimeSpan Cpu() { var self = Process.GetCurrentProcess(); return self.TotalProcessorTime; }
+static TimeSpan Cpu() { using var self = Process.GetCurrentProcess(); return self.TotalProcessorTime; }
 
 // Busy CPU time of the whole machine (user + nice + system + irq + softirq from /proc/stat, in clock ticks of 10 ms).
 static TimeSpan MachineCpu()
