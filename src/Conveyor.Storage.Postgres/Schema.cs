@@ -146,7 +146,7 @@ internal static class Schema
         """,
         """
         -- The search index by (queue, state, id) took an entry for every insert, lease and completion (an update that changes
-        -- state is never HOT, so each writes every index whose predicate the new row meets): two of the nine index entries a
+        -- state is never HOT, so each writes every index whose predicate the new row meets): three of the nine index entries a
         -- job cost on its way from insert to completed. It now holds only the states no other index serves, the rare ones a
         -- user looks for by queue (scheduled, dead, cancelled). Available jobs are found through jobs_ready, running ones
         -- through jobs_leases, completed ones (the bulk of the table) by id.
