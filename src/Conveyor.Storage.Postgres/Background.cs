@@ -7,6 +7,8 @@ namespace Conveyor.Storage.Postgres;
 /// other users). Each notification names a queue that may have work and is handed, with the notifying backend's process
 /// id, to <c>notified</c> (the store wakes its local long polls). When the connection breaks (Postgres restarted) it
 /// reconnects with a pause and wakes every waiter, since notifications sent meanwhile are lost.
+/// Once listening it greets the other servers with an empty notification, so that they start notifying it at once
+/// (see <see cref="Notifier"/>: a server that believes itself alone sends none).
 /// </summary>
 internal sealed class Listener(string connectionString, string channel, Wakeups wakeups, TimeSpan retryPause, Action<string, int> notified)
 {
@@ -15,6 +17,11 @@ internal sealed class Listener(string connectionString, string channel, Wakeups 
 
     /// <summary>Completes once LISTEN is in place the first time (tests that cross servers wait for it).</summary>
     public Task Listening => _firstListen.Task;
+
+    /// <summary>The backend process of the listening connection; 0 while there is none.</summary>
+    public int ProcessId => _processId;
+
+    private volatile int _processId;
 
     public async Task RunAsync(CancellationToken stopping)
     {
@@ -28,6 +35,12 @@ internal sealed class Listener(string connectionString, string channel, Wakeups 
                 await using (var listen = new NpgsqlCommand($"LISTEN \"{channel}\"", connection))
                 {
                     await listen.ExecuteNonQueryAsync(stopping).ConfigureAwait(false);
+                }
+                _processId = connection.ProcessID;
+                await using (var greet = new NpgsqlCommand("SELECT pg_notify(@channel, '')", connection))
+                {
+                    greet.Parameters.AddWithValue("channel", channel);
+                    await greet.ExecuteNonQueryAsync(stopping).ConfigureAwait(false);
                 }
                 _firstListen.TrySetResult();
                 wakeups.SignalAllQueues();
@@ -47,6 +60,7 @@ internal sealed class Listener(string connectionString, string channel, Wakeups 
             }
             catch (Exception e) when (e is NpgsqlException or IOException or InvalidOperationException or TimeoutException)
             {
+                _processId = 0;
                 // Postgres is away: long polls fall back to their slow poll until we are back.
                 try { await Task.Delay(retryPause, stopping).ConfigureAwait(false); }
                 catch (OperationCanceledException) { return; }

@@ -59,9 +59,11 @@ public sealed partial class PostgresJobStore : IJobStore
         _channel = Sql.Channel(_schema);
         _sql = new Statements(_schema);
         _writers = [.. Enumerable.Range(0, options.InsertWriters).Select(_ => Task.Run(InsertLoop))];
-        _notifier = new Notifier(db, _sql.NotifyAsync, _channel);
+        // The listener's connection is named for the channel: that is how the other servers' notifiers see it listening.
+        var listenerConnection = new NpgsqlConnectionStringBuilder(dedicatedConnectionString) { ApplicationName = Notifier.ListenerName(_channel) };
+        _listener = new Listener(listenerConnection.ConnectionString, _channel, _wakeups, options.LeaderRetryInterval, OnNotification);
+        _notifier = new Notifier(db, _sql.NotifyAsync, _channel, options.PeerCheckInterval, () => _listener.ProcessId);
         _notifierLoop = Task.Run(_notifier.RunAsync);
-        _listener = new Listener(dedicatedConnectionString, _channel, _wakeups, options.LeaderRetryInterval, OnNotification);
         _listenerLoop = Task.Run(() => _listener.RunAsync(_stopping.Token));
         if (options.RunMaintenanceLoop)
         {
@@ -394,10 +396,21 @@ public sealed partial class PostgresJobStore : IJobStore
     /// <summary>A notification from another server (or from a statement of this one): one waiter looks, and passes it on if it must.</summary>
     private void OnNotification(string queue, int processId)
     {
-        // Sent by this server's notifier: its waiters were woken when the insert committed.
-        if (processId == _notifier.ProcessId) return;
-        Wake(queue, 1);
+        // Sent by this server's notifier (its waiters were woken when the insert committed), or this listener's own greeting.
+        if (processId == _notifier.ProcessId || processId == _listener.ProcessId) return;
+        // No queue is named "": another server has just started listening and greets the others.
+        if (queue.Length == 0) _notifier.PeerJoined();
+        else Wake(queue, 1);
     }
+
+    /// <summary>Notifying transactions this store's notifier sent, and insert batches it did not notify (no other server listened).</summary>
+    internal (long Sent, long Skipped) NotificationCounts => _notifier.Counts;
+
+    /// <summary>True when this store's notifier believes another server listens on its channel.</summary>
+    internal bool PeersListening => _notifier.PeersListening;
+
+    /// <summary>Long polls of the queue now waiting for a wake-up (tests wait for one before they enqueue).</summary>
+    internal int LeaseWaiters(string queue) => _wakeups.QueueWaiters(queue);
 
     // ---- leases --------------------------------------------------------------------------------------------------
 

@@ -36,6 +36,13 @@ public sealed partial class PostgresStoreOptions
     /// <summary>Most jobs folded into one insert transaction (one round trip, one fsync, one NOTIFY per queue).</summary>
     public int MaxJobsPerCommit { get; init; } = 5000;
 
+    /// <summary>
+    /// How long the notifier trusts its last look at which other servers listen on the schema's channel (it sends no
+    /// NOTIFY while it sees none). A server that starts listening is noticed at once through its greeting; this bounds how
+    /// long notifications go on after the last other server has gone.
+    /// </summary>
+    public TimeSpan PeerCheckInterval { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Insert transactions in flight at once.</summary>
     public int InsertWriters { get; init; } = 4;
 
@@ -58,6 +65,7 @@ public sealed partial class PostgresStoreOptions
         if (WakeupFallbackInterval <= TimeSpan.Zero) throw new ArgumentException("WakeupFallbackInterval must be positive.");
         if (ResultPollInterval <= TimeSpan.Zero) throw new ArgumentException("ResultPollInterval must be positive.");
         if (MaxJobsPerCommit < 1) throw new ArgumentException($"MaxJobsPerCommit must be at least 1, not {MaxJobsPerCommit}.");
+        if (PeerCheckInterval < TimeSpan.Zero) throw new ArgumentException("PeerCheckInterval must not be negative.");
         if (InsertWriters < 1) throw new ArgumentException($"InsertWriters must be at least 1, not {InsertWriters}.");
     }
 

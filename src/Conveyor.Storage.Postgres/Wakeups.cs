@@ -27,6 +27,11 @@ internal sealed class Wakeups
 
     public void CancelQueueWait(string queue, QueueWaiter waiter) => Unregister(_queues, queue, waiter);
 
+    public int QueueWaiters(string queue)
+    {
+        lock (_gate) return _queues.TryGetValue(queue, out var list) ? list.Count : 0;
+    }
+
     public TaskCompletionSource WaitForFinish(long id) =>
         Register(_jobs, id, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
 

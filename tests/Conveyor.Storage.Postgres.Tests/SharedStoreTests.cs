@@ -9,11 +9,12 @@ public sealed class SharedStoreTests : IAsyncLifetime
     private readonly string _schema = TestPostgres.UniqueSchema("shared");
     private readonly List<PostgresJobStore> _stores = [];
 
-    private async Task<PostgresJobStore> OpenAsync(bool maintenance = false) =>
-        Track(await PostgresJobStore.OpenAsync(Options(maintenance)));
+    private async Task<PostgresJobStore> OpenAsync(bool maintenance = false, TimeSpan? peerCheck = null) =>
+        Track(await PostgresJobStore.OpenAsync(Options(maintenance, peerCheck)));
 
-    private PostgresStoreOptions Options(bool maintenance) => new()
+    private PostgresStoreOptions Options(bool maintenance, TimeSpan? peerCheck = null) => new()
     {
+        PeerCheckInterval = peerCheck ?? TimeSpan.FromSeconds(1),
         ConnectionString = TestPostgres.ConnectionString,
         Schema = _schema,
         RunMaintenanceLoop = maintenance,
@@ -57,6 +58,58 @@ public sealed class SharedStoreTests : IAsyncLifetime
         var inserted = await b.JobInsertManyAsync([new NewJob { Queue = "mail" }], default);
         var leased = await polling.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(inserted[0].Id, Assert.Single(leased).Id);
+    }
+
+    [Fact]
+    public async Task A_server_alone_sends_no_notifications_for_its_inserts()
+    {
+        var a = await OpenAsync();
+        await a.Listening.WaitAsync(Wait);
+        await a.JobInsertManyAsync([new NewJob { Queue = "alone" }], default);
+        await TestPostgres.Eventually(() => Task.FromResult(a.NotificationCounts.Skipped >= 1), Wait, "the notifier to pass over the insert");
+        Assert.Equal(0, a.NotificationCounts.Sent);
+        Assert.False(a.PeersListening);
+    }
+
+    [Fact]
+    public async Task A_server_that_starts_listening_is_notified_at_once_by_one_that_was_alone()
+    {
+        // The first server trusts its look for ten minutes: only the newcomer's greeting can make it notify again.
+        var a = await OpenAsync(peerCheck: TimeSpan.FromMinutes(10));
+        await a.Listening.WaitAsync(Wait);
+        await a.JobInsertManyAsync([new NewJob { Queue = "before" }], default);
+        await TestPostgres.Eventually(() => Task.FromResult(a.NotificationCounts.Skipped >= 1), Wait, "the first server to find itself alone");
+
+        var b = await OpenAsync();
+        await b.Listening.WaitAsync(Wait);
+        await TestPostgres.Eventually(() => Task.FromResult(a.PeersListening), Wait, "the newcomer's greeting");
+        var polling = b.JobLeaseAvailableAsync(new LeaseRequest("join", 1, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(25), "w"), default).AsTask();
+        await TestPostgres.Eventually(() => Task.FromResult(b.LeaseWaiters("join") == 1), Wait, "the long poll to wait");
+        var inserted = await a.JobInsertManyAsync([new NewJob { Queue = "join" }], default);
+        // The fallback poll is a minute away: a prompt answer can only come from a's NOTIFY.
+        var leased = await polling.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(inserted[0].Id, Assert.Single(leased).Id);
+        Assert.True(a.NotificationCounts.Sent >= 1);
+    }
+
+    [Fact]
+    public async Task A_server_stops_notifying_once_the_others_have_gone()
+    {
+        var a = await OpenAsync(peerCheck: TimeSpan.FromMilliseconds(100));
+        var b = await OpenAsync();
+        await a.Listening.WaitAsync(Wait);
+        await b.Listening.WaitAsync(Wait);
+        await a.JobInsertManyAsync([new NewJob { Queue = "company" }], default);
+        await TestPostgres.Eventually(() => Task.FromResult(a.NotificationCounts.Sent >= 1), Wait, "a notification while b listens");
+        Assert.Equal(0, a.NotificationCounts.Skipped);
+
+        await b.DisposeAsync();
+        await TestPostgres.Eventually(async () =>
+        {
+            await a.JobInsertManyAsync([new NewJob { Queue = "company" }], default);
+            return a.NotificationCounts.Skipped >= 1;
+        }, Wait, "the notifier to find b gone");
+        Assert.False(a.PeersListening);
     }
 
     [Theory]
