@@ -26,7 +26,7 @@ var directory = Directory.CreateTempSubdirectory("conveyor-floor-").FullName;
 try
 {
     // SQLite has one writer, so more connections only queue on its lock: one loop unless told otherwise.
-    SqliteFloor.Run(Path.Combine(directory, "floor.db"), rows, concurrency ?? 1);
+    await SqliteFloor.RunAsync(Path.Combine(directory, "floor.db"), rows, concurrency ?? 1);
     if (postgres is not null) await PostgresFloor.RunAsync(postgres, rows, concurrency ?? 4);
     return 0;
 }

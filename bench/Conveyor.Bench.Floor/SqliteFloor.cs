@@ -5,7 +5,7 @@ namespace Conveyor.Bench.Floor;
 /// <summary>SQLite in WAL mode with synchronous=FULL (fsync at every commit), as the store runs it.</summary>
 internal static class SqliteFloor
 {
-    public static void Run(string path, int rows, int loops)
+    public static async Task RunAsync(string path, int rows, int loops)
     {
         Console.WriteLine($"SQLite {SqliteVersion(path)} (WAL, synchronous=FULL), {rows:N0} rows, {FloorRun.RowsPerTransaction:N0} per transaction, {loops} connection(s)");
         using (var setup = Open(path))
@@ -24,23 +24,23 @@ internal static class SqliteFloor
             {
                 var label = table == "bare" ? "primary key only" : "+ index (queue, state, id)";
                 var next = 0;
-                Measure($"insert, {label}", connections, "INSERT INTO " + table + " (queue, state, payload) VALUES ('bench', 0, $payload)",
-                    (command, n) => command.Parameters[0].Value = "{\"n\":" + n + "}", () => FloorRun.Take(ref next, rows));
+                await MeasureAsync($"insert, {label}", connections, "INSERT INTO " + table + " (queue, state, payload) VALUES ('bench', 0, $value)",
+                    n => "{\"n\":" + n + "}", () => FloorRun.Take(ref next, rows));
             }
             foreach (var table in new[] { "bare", "indexed" })
             {
                 var label = table == "bare" ? "primary key only" : "moving its index entry";
                 var next = 0;
-                Measure($"update by id, {label}", connections, "UPDATE " + table + " SET state = 3 WHERE id = $id",
-                    (command, id) => command.Parameters[0].Value = id, () => FloorRun.Take(ref next, rows));
+                await MeasureAsync($"update by id, {label}", connections, "UPDATE " + table + " SET state = 3 WHERE id = $value",
+                    id => id, () => FloorRun.Take(ref next, rows));
             }
             using var single = connections[0].CreateCommand();
             single.CommandText = "INSERT INTO bare (queue, state, payload) VALUES ('latency', 0, '{}')";
-            FloorRun.CommitLatencyAsync("one-row commit", _ =>
+            await FloorRun.CommitLatencyAsync("one-row commit", _ =>
             {
                 single.ExecuteNonQuery();
                 return Task.CompletedTask;
-            }).GetAwaiter().GetResult();
+            });
         }
         finally
         {
@@ -48,17 +48,18 @@ internal static class SqliteFloor
         }
     }
 
-    private static void Measure(string label, SqliteConnection[] connections, string sql, Action<SqliteCommand, int> bind, Func<(int From, int Count)> take)
+    /// <summary>Runs <paramref name="sql"/> (one parameter, <c>$value</c>) for every row, 1,000 per transaction on each connection.</summary>
+    private static async Task MeasureAsync(string label, SqliteConnection[] connections, string sql, Func<int, object> value, Func<(int From, int Count)> take)
     {
         var commands = connections.Select(connection =>
         {
             var command = connection.CreateCommand();
             command.CommandText = sql;
-            command.Parameters.Add(new SqliteParameter(sql.Contains("$id", StringComparison.Ordinal) ? "$id" : "$payload", null));
+            command.Parameters.Add(new SqliteParameter("$value", null));
             command.Prepare();
             return command;
         }).ToArray();
-        FloorRun.MeasureAsync(label, connections.Length, loop =>
+        await FloorRun.MeasureAsync(label, connections.Length, loop =>
         {
             var (from, count) = take();
             if (count == 0) return Task.FromResult(0);
@@ -66,12 +67,12 @@ internal static class SqliteFloor
             Exec(connection, "BEGIN IMMEDIATE");
             for (var id = from; id < from + count; id++)
             {
-                bind(commands[loop], id);
+                commands[loop].Parameters[0].Value = value(id);
                 commands[loop].ExecuteNonQuery();
             }
             Exec(connection, "COMMIT");
             return Task.FromResult(count);
-        }).GetAwaiter().GetResult();
+        });
         foreach (var command in commands) command.Dispose();
     }
 
