@@ -58,6 +58,7 @@ public sealed class SqliteJobStore : IJobStore
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        SqliteThreading.PreferMultiThread();
         return new SqliteJobStore(options);
     }
 
