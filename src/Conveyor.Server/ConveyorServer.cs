@@ -37,7 +37,7 @@ public static class ConveyorServer
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RetentionSweeper>());
         // PostgreSQL when a connection string is given (several servers share it); opened here because opening is async.
         // Before any SQLite connection of this process opens (the submissions store has its own, possibly first).
-        SqliteThreading.PreferMultiThread();
+        SqliteLibrary.Configure();
         var postgres = options.PostgresConnectionString is { } connectionString
             ? await PostgresJobStore.OpenAsync(new PostgresStoreOptions
             {

@@ -58,7 +58,7 @@ public sealed class SqliteJobStore : IJobStore
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        SqliteThreading.PreferMultiThread();
+        SqliteLibrary.Configure();
         return new SqliteJobStore(options);
     }
 

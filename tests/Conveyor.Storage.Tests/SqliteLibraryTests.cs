@@ -4,18 +4,18 @@ using Conveyor.Storage.Sqlite;
 
 namespace Conveyor.Storage.Tests;
 
-internal static class SqliteThreadingSetup
+internal static class SqliteLibrarySetup
 {
     /// <summary>As the server does at start: before any test of this assembly opens a SQLite connection.</summary>
     [ModuleInitializer]
-    internal static void MultiThreadMode() => SqliteThreading.PreferMultiThread();
+    internal static void Configure() => SqliteLibrary.Configure();
 }
 
 /// <summary>
 /// Multi-thread mode takes SQLite's per-connection lock away; it is safe only while no connection is used by two threads
 /// at once. These tests hold the store to that with every kind of call running concurrently.
 /// </summary>
-public sealed class SqliteThreadingTests : IAsyncLifetime
+public sealed class SqliteLibraryTests : IAsyncLifetime
 {
     private static readonly CancellationToken None = CancellationToken.None;
     private readonly string _directory = Directory.CreateTempSubdirectory("conveyor-threads-").FullName;
@@ -34,8 +34,8 @@ public sealed class SqliteThreadingTests : IAsyncLifetime
     }
 
     [Fact]
-    public void The_bundled_library_accepts_multi_thread_mode_before_its_first_connection() =>
-        Assert.True(SqliteThreading.PreferMultiThread());
+    public void The_bundled_library_takes_multi_thread_mode_and_no_memory_statistics_before_its_first_connection() =>
+        Assert.True(SqliteLibrary.Configure());
 
     [Fact]
     public async Task Concurrent_producers_workers_and_readers_finish_every_job_exactly_once()
