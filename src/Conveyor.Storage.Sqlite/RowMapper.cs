@@ -121,10 +121,17 @@ internal readonly struct ReaderRow(SqliteDataReader reader) : IRow
     public string GetString(int column) => reader.GetString(column);
 }
 
-internal readonly struct RawRow(SQLitePCL.sqlite3_stmt statement) : IRow
+/// <summary>A row of a <see cref="RawStatement"/>, read through its statement pointer.</summary>
+internal readonly unsafe struct RawRow(nint statement) : IRow
 {
-    public bool IsDBNull(int column) => SQLitePCL.raw.sqlite3_column_type(statement, column) == SQLitePCL.raw.SQLITE_NULL;
-    public int GetInt32(int column) => SQLitePCL.raw.sqlite3_column_int(statement, column);
-    public long GetInt64(int column) => SQLitePCL.raw.sqlite3_column_int64(statement, column);
-    public string GetString(int column) => SQLitePCL.raw.sqlite3_column_text(statement, column).utf8_to_string();
+    public bool IsDBNull(int column) => SqliteNative.sqlite3_column_type(statement, column) == SQLitePCL.raw.SQLITE_NULL;
+    public int GetInt32(int column) => SqliteNative.sqlite3_column_int(statement, column);
+    public long GetInt64(int column) => SqliteNative.sqlite3_column_int64(statement, column);
+
+    public string GetString(int column)
+    {
+        // Text first, then its length: the length is of the UTF-8 text the first call produced.
+        var text = SqliteNative.sqlite3_column_text(statement, column);
+        return text is null ? "" : System.Text.Encoding.UTF8.GetString(text, SqliteNative.sqlite3_column_bytes(statement, column));
+    }
 }

@@ -37,6 +37,37 @@ public sealed class SqliteLibraryTests : IAsyncLifetime
     public void The_bundled_library_takes_multi_thread_mode_and_no_memory_statistics_before_its_first_connection() =>
         Assert.True(SqliteLibrary.Configure());
 
+    [Theory]
+    [InlineData("plain")]
+    [InlineData("")]
+    [InlineData("äöü ✓ 日本語 🚚")]
+    [InlineData(null)]
+    public void A_raw_statement_binds_and_reads_back_text_numbers_and_nulls_through_the_native_calls(string? text)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_directory, "raw.db")};Pooling=False");
+        connection.Open();
+        // Past the 512-byte stack buffer as well: a long value is encoded into a pooled array.
+        var longText = text is null ? null : string.Concat(Enumerable.Repeat(text + "|", 400));
+        using var statement = new RawStatement(connection, "SELECT ?1, ?2, ?3, ?4");
+        statement.Bind(1, text).Bind(2, longText).Bind(3, long.MaxValue).Bind(4, -7);
+        for (var round = 0; round < 2; round++) // a reset statement binds and steps again
+        {
+            Assert.True(statement.StepRow());
+            var row = statement.Row;
+            Assert.Equal(text is null, row.IsDBNull(0));
+            Assert.Equal(text is null, row.IsDBNull(1));
+            if (text is not null)
+            {
+                Assert.Equal(text, row.GetString(0));
+                Assert.Equal(longText, row.GetString(1));
+            }
+            Assert.Equal(long.MaxValue, row.GetInt64(2));
+            Assert.Equal(-7, row.GetInt32(3));
+            Assert.False(statement.StepRow());
+            statement.Reset();
+        }
+    }
+
     [Fact]
     public async Task Concurrent_producers_workers_and_readers_finish_every_job_exactly_once()
     {
