@@ -8,45 +8,59 @@ namespace Conveyor.Server.Http;
 /// </summary>
 internal static class JobJson
 {
+    // A leased batch writes these names a thousand times: encoded and escape-checked once here, not at every write.
+    private static readonly JsonEncodedText Id = JsonEncodedText.Encode("id"), Queue = JsonEncodedText.Encode("queue"),
+        Kind = JsonEncodedText.Encode("kind"), State = JsonEncodedText.Encode("state"), Payload = JsonEncodedText.Encode("payload"),
+        Priority = JsonEncodedText.Encode("priority"), RunAt = JsonEncodedText.Encode("run_at"), Attempt = JsonEncodedText.Encode("attempt"),
+        MaxAttempts = JsonEncodedText.Encode("max_attempts"), IdempotencyKey = JsonEncodedText.Encode("idempotency_key"),
+        PartitionKey = JsonEncodedText.Encode("partition_key"), Tags = JsonEncodedText.Encode("tags"), Lease = JsonEncodedText.Encode("lease"),
+        Token = JsonEncodedText.Encode("token"), Owner = JsonEncodedText.Encode("owner"), ExpiresAt = JsonEncodedText.Encode("expires_at"),
+        Progress = JsonEncodedText.Encode("progress"), Result = JsonEncodedText.Encode("result"), Errors = JsonEncodedText.Encode("errors"),
+        TraceParent = JsonEncodedText.Encode("trace_parent"), Destinations = JsonEncodedText.Encode("destinations"),
+        CreatedAt = JsonEncodedText.Encode("created_at"), UpdatedAt = JsonEncodedText.Encode("updated_at"),
+        StartedAt = JsonEncodedText.Encode("started_at"), FinishedAt = JsonEncodedText.Encode("finished_at");
+
+    private static readonly JsonEncodedText[] States = [.. Enum.GetValues<JobState>().Select(state => JsonEncodedText.Encode(state.ToWire()))];
+
     public static void Write(Utf8JsonWriter w, Job job)
     {
         w.WriteStartObject();
-        w.WriteNumber("id", job.Id);
-        w.WriteString("queue", job.Queue);
-        w.WriteString("kind", job.Kind);
-        w.WriteString("state", job.State.ToWire());
-        Raw(w, "payload", job.PayloadJson);
-        w.WriteNumber("priority", job.Priority);
-        Time(w, "run_at", job.RunAt);
-        w.WriteNumber("attempt", job.Attempt);
-        w.WriteNumber("max_attempts", job.MaxAttempts);
-        String(w, "idempotency_key", job.IdempotencyKey);
-        String(w, "partition_key", job.PartitionKey);
-        w.WriteStartArray("tags");
+        w.WriteNumber(Id, job.Id);
+        w.WriteString(Queue, job.Queue);
+        w.WriteString(Kind, job.Kind);
+        w.WriteString(State, States[(int)job.State]);
+        Raw(w, Payload, job.PayloadJson);
+        w.WriteNumber(Priority, job.Priority);
+        Time(w, RunAt, job.RunAt);
+        w.WriteNumber(Attempt, job.Attempt);
+        w.WriteNumber(MaxAttempts, job.MaxAttempts);
+        String(w, IdempotencyKey, job.IdempotencyKey);
+        String(w, PartitionKey, job.PartitionKey);
+        w.WriteStartArray(Tags);
         foreach (var tag in job.Tags) w.WriteStringValue(tag);
         w.WriteEndArray();
         if (job.Lease is { } lease)
         {
-            w.WriteStartObject("lease");
-            w.WriteString("token", lease.Token);
-            String(w, "owner", lease.Owner);
-            Time(w, "expires_at", lease.ExpiresAt);
+            w.WriteStartObject(Lease);
+            w.WriteString(Token, lease.Token);
+            String(w, Owner, lease.Owner);
+            Time(w, ExpiresAt, lease.ExpiresAt);
             w.WriteEndObject();
         }
         else
         {
-            w.WriteNull("lease");
+            w.WriteNull(Lease);
         }
-        Raw(w, "progress", job.ProgressJson);
-        Raw(w, "result", job.ResultJson);
-        w.WritePropertyName("errors");
+        Raw(w, Progress, job.ProgressJson);
+        Raw(w, Result, job.ResultJson);
+        w.WritePropertyName(Errors);
         w.WriteRawValue(job.ErrorsJson ?? "[]", skipInputValidation: true);
-        String(w, "trace_parent", job.TraceParent);
-        Raw(w, "destinations", job.DestinationsJson);
-        Time(w, "created_at", job.CreatedAt);
-        Time(w, "updated_at", job.UpdatedAt);
-        Time(w, "started_at", job.StartedAt);
-        Time(w, "finished_at", job.FinishedAt);
+        String(w, TraceParent, job.TraceParent);
+        Raw(w, Destinations, job.DestinationsJson);
+        Time(w, CreatedAt, job.CreatedAt);
+        Time(w, UpdatedAt, job.UpdatedAt);
+        Time(w, StartedAt, job.StartedAt);
+        Time(w, FinishedAt, job.FinishedAt);
         w.WriteEndObject();
     }
 
@@ -72,7 +86,7 @@ internal static class JobJson
         if (queue.Settings.RatePerSecond is { } rate) w.WriteNumber("rate_per_second", rate); else w.WriteNull("rate_per_second");
         if (queue.Settings.Retention is { } keep) w.WriteNumber("retention_ms", (long)keep.TotalMilliseconds); else w.WriteNull("retention_ms");
         w.WriteBoolean("push", queue.Settings.Push);
-        Raw(w, "destinations", queue.Settings.DestinationsJson);
+        Raw(w, Destinations, queue.Settings.DestinationsJson);
         w.WriteEndObject();
         w.WriteEndObject();
     }
@@ -89,7 +103,7 @@ internal static class JobJson
         w.WriteEndObject();
     }
 
-    private static void Raw(Utf8JsonWriter w, string name, string? json)
+    private static void Raw(Utf8JsonWriter w, JsonEncodedText name, string? json)
     {
         w.WritePropertyName(name);
         // Stored text came from a parsed JsonElement, so it is valid JSON already.
@@ -101,7 +115,17 @@ internal static class JobJson
         if (value is null) w.WriteNull(name); else w.WriteString(name, value);
     }
 
+    private static void String(Utf8JsonWriter w, JsonEncodedText name, string? value)
+    {
+        if (value is null) w.WriteNull(name); else w.WriteString(name, value);
+    }
+
     private static void Time(Utf8JsonWriter w, string name, DateTimeOffset? value)
+    {
+        if (value is { } v) w.WriteString(name, v.UtcDateTime); else w.WriteNull(name);
+    }
+
+    private static void Time(Utf8JsonWriter w, JsonEncodedText name, DateTimeOffset? value)
     {
         if (value is { } v) w.WriteString(name, v.UtcDateTime); else w.WriteNull(name);
     }
