@@ -35,9 +35,9 @@ public static class ConveyorServer
         builder.Services.AddHostedService(sp => sp.GetRequiredService<CronScheduler>());
         builder.Services.AddSingleton<RetentionSweeper>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RetentionSweeper>());
-        // PostgreSQL when a connection string is given (several servers share it); opened here because opening is async.
         // Before any SQLite connection of this process opens (the submissions store has its own, possibly first).
         SqliteLibrary.Configure();
+        // PostgreSQL when a connection string is given (several servers share it); opened here because opening is async.
         var postgres = options.PostgresConnectionString is { } connectionString
             ? await PostgresJobStore.OpenAsync(new PostgresStoreOptions
             {

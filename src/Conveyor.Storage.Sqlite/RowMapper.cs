@@ -132,6 +132,7 @@ internal readonly unsafe struct RawRow(nint statement) : IRow
     {
         // Text first, then its length: the length is of the UTF-8 text the first call produced.
         var text = SqliteNative.sqlite3_column_text(statement, column);
-        return text is null ? "" : System.Text.Encoding.UTF8.GetString(text, SqliteNative.sqlite3_column_bytes(statement, column));
+        if (text is null) throw new InvalidOperationException($"Column {column} holds no text (NULL, or SQLite ran out of memory).");
+        return System.Text.Encoding.UTF8.GetString(text, SqliteNative.sqlite3_column_bytes(statement, column));
     }
 }

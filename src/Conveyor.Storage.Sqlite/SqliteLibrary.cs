@@ -11,8 +11,8 @@ namespace Conveyor.Storage.Sqlite;
 /// <item>No memory statistics: otherwise every allocation inside SQLite updates global counters under a global mutex.
 /// Conveyor reads none of them (nor sets a soft heap limit, which needs them).</item>
 /// </list>
-/// Together the store's lease + complete ran 9–15 % faster and its inserts 9 % (bench/Conveyor.Bench.Store, alternated;
-/// docs/benchmarks.md).
+/// Measured alternated through HTTP (W1): processing +11 % with multi-thread mode, +4 % more without the statistics
+/// (docs/benchmarks.md, "The SQLite library's own locks").
 /// </summary>
 public static class SqliteLibrary
 {
