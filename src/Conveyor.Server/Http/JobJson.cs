@@ -18,7 +18,8 @@ internal static class JobJson
         Progress = JsonEncodedText.Encode("progress"), Result = JsonEncodedText.Encode("result"), Errors = JsonEncodedText.Encode("errors"),
         TraceParent = JsonEncodedText.Encode("trace_parent"), Destinations = JsonEncodedText.Encode("destinations"),
         CreatedAt = JsonEncodedText.Encode("created_at"), UpdatedAt = JsonEncodedText.Encode("updated_at"),
-        StartedAt = JsonEncodedText.Encode("started_at"), FinishedAt = JsonEncodedText.Encode("finished_at");
+        StartedAt = JsonEncodedText.Encode("started_at"), FinishedAt = JsonEncodedText.Encode("finished_at"),
+        At = JsonEncodedText.Encode("at"), Message = JsonEncodedText.Encode("message");
 
     private static readonly JsonEncodedText[] States = [.. Enum.GetValues<JobState>().Select(state => JsonEncodedText.Encode(state.ToWire()))];
 
@@ -67,11 +68,11 @@ internal static class JobJson
     public static void WriteEvent(Utf8JsonWriter w, JobEvent e)
     {
         w.WriteStartObject();
-        Time(w, "at", e.At);
+        Time(w, At, e.At);
         w.WriteString("type", e.Type);
         w.WriteString("state", e.State.ToWire());
         w.WriteNumber("attempt", e.Attempt);
-        String(w, "message", e.Message);
+        String(w, Message, e.Message);
         w.WriteEndObject();
     }
 
@@ -110,19 +111,9 @@ internal static class JobJson
         if (json is null) w.WriteNullValue(); else w.WriteRawValue(json, skipInputValidation: true);
     }
 
-    private static void String(Utf8JsonWriter w, string name, string? value)
-    {
-        if (value is null) w.WriteNull(name); else w.WriteString(name, value);
-    }
-
     private static void String(Utf8JsonWriter w, JsonEncodedText name, string? value)
     {
         if (value is null) w.WriteNull(name); else w.WriteString(name, value);
-    }
-
-    private static void Time(Utf8JsonWriter w, string name, DateTimeOffset? value)
-    {
-        if (value is { } v) w.WriteString(name, v.UtcDateTime); else w.WriteNull(name);
     }
 
     private static void Time(Utf8JsonWriter w, JsonEncodedText name, DateTimeOffset? value)
