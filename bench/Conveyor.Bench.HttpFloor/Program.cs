@@ -1,3 +1,4 @@
+using Conveyor.Bench.HttpFloor;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -8,23 +9,45 @@ using Microsoft.Extensions.Logging;
 // against it to get the ceiling for single-request workloads:
 //   dotnet run -c Release --project bench/Conveyor.Bench.HttpFloor -- --port 5099 &
 //   dotnet bench/Conveyor.Bench/bin/Release/net10.0/conveyor-bench.dll --server http://127.0.0.1:5099 --workload single
-var port = args.Length >= 2 && args[0] == "--port" ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 5099;
+// With --durable DIR (a log file flushed with fdatasync) or --postgres CS (a log table) it is instead the least a durable
+// queue can do (DurableFloor), to run the W1/W2/W3 workloads against.
+var port = 5099;
+string? durableDirectory = null, postgres = null;
+for (var i = 0; i + 1 < args.Length; i += 2)
+{
+    switch (args[i])
+    {
+        case "--port": port = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
+        case "--durable": durableDirectory = args[i + 1]; break;
+        case "--postgres": postgres = args[i + 1]; break;
+        default: Console.Error.WriteLine($"conveyor-http-floor: unknown option {args[i]} (use --port N, --durable DIR, --postgres CS)"); return 2;
+    }
+}
 var builder = WebApplication.CreateSlimBuilder();
 builder.Logging.ClearProviders();
 builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
 var app = builder.Build();
-long nextId = 0;
-var answer = "{\"id\":0,\"state\":\"available\"}"u8.ToArray();
 app.MapGet("/healthz", () => Results.Text("ok"));
-app.MapPost("/v1/queues/{queue}/jobs", async (HttpContext context) =>
+using FloorLog? log = postgres is not null ? new PostgresFloorLog(postgres)
+    : durableDirectory is not null ? new FileFloorLog(Path.Combine(Directory.CreateDirectory(durableDirectory).FullName, "floor.log"))
+    : null;
+if (log is not null)
 {
-    // Read the body as the server does, then answer a fixed small job: the work a real enqueue adds is what is left out.
-    var buffer = new byte[4096];
-    while (await context.Request.Body.ReadAsync(buffer) > 0) { }
-    Interlocked.Increment(ref nextId);
-    context.Response.StatusCode = 201;
-    context.Response.ContentType = "application/json";
-    await context.Response.Body.WriteAsync(answer);
-});
-Console.WriteLine($"HTTP floor listening on http://127.0.0.1:{port}");
+    new DurableFloor(log).Map(app);
+}
+else
+{
+    var answer = "{\"id\":0,\"state\":\"available\"}"u8.ToArray();
+    app.MapPost("/v1/queues/{queue}/jobs", async (HttpContext context) =>
+    {
+        // Read the body as the server does, then answer a fixed small job: the work a real enqueue adds is what is left out.
+        var buffer = new byte[4096];
+        while (await context.Request.Body.ReadAsync(buffer) > 0) { }
+        context.Response.StatusCode = 201;
+        context.Response.ContentType = "application/json";
+        await context.Response.Body.WriteAsync(answer);
+    });
+}
+Console.WriteLine($"HTTP floor{(log is null ? "" : " (durable)")} listening on http://127.0.0.1:{port}");
 await app.RunAsync();
+return 0;
