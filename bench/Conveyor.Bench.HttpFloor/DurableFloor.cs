@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -330,9 +331,11 @@ internal sealed partial class FileFloorLog : FloorLog
     protected override void WriteGroup(List<byte[]> records)
     {
         _buffer.SetLength(0);
+        Span<byte> length = stackalloc byte[sizeof(int)];
         foreach (var record in records)
         {
-            _buffer.Write(BitConverter.GetBytes(record.Length));
+            BinaryPrimitives.WriteInt32LittleEndian(length, record.Length);
+            _buffer.Write(length);
             _buffer.Write(record);
         }
         var bytes = _buffer.GetBuffer().AsSpan(0, (int)_buffer.Length);

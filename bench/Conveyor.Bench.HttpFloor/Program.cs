@@ -13,8 +13,13 @@ using Microsoft.Extensions.Logging;
 // queue can do (DurableFloor), to run the W1/W2/W3 workloads against.
 var port = 5099;
 string? durableDirectory = null, postgres = null;
-for (var i = 0; i + 1 < args.Length; i += 2)
+for (var i = 0; i < args.Length; i += 2)
 {
+    if (i + 1 == args.Length)
+    {
+        Console.Error.WriteLine($"conveyor-http-floor: {args[i]} needs a value");
+        return 2;
+    }
     switch (args[i])
     {
         case "--port": port = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
@@ -22,6 +27,11 @@ for (var i = 0; i + 1 < args.Length; i += 2)
         case "--postgres": postgres = args[i + 1]; break;
         default: Console.Error.WriteLine($"conveyor-http-floor: unknown option {args[i]} (use --port N, --durable DIR, --postgres CS)"); return 2;
     }
+}
+if (durableDirectory is not null && postgres is not null)
+{
+    Console.Error.WriteLine("conveyor-http-floor: give --durable DIR or --postgres CS, not both");
+    return 2;
 }
 var builder = WebApplication.CreateSlimBuilder();
 builder.Logging.ClearProviders();

@@ -19,7 +19,7 @@ internal static class JobJson
         TraceParent = JsonEncodedText.Encode("trace_parent"), Destinations = JsonEncodedText.Encode("destinations"),
         CreatedAt = JsonEncodedText.Encode("created_at"), UpdatedAt = JsonEncodedText.Encode("updated_at"),
         StartedAt = JsonEncodedText.Encode("started_at"), FinishedAt = JsonEncodedText.Encode("finished_at"),
-        At = JsonEncodedText.Encode("at"), Message = JsonEncodedText.Encode("message");
+        At = JsonEncodedText.Encode("at"), Type = JsonEncodedText.Encode("type"), Message = JsonEncodedText.Encode("message");
 
     private static readonly JsonEncodedText[] States = [.. Enum.GetValues<JobState>().Select(state => JsonEncodedText.Encode(state.ToWire()))];
 
@@ -69,9 +69,9 @@ internal static class JobJson
     {
         w.WriteStartObject();
         Time(w, At, e.At);
-        w.WriteString("type", e.Type);
-        w.WriteString("state", e.State.ToWire());
-        w.WriteNumber("attempt", e.Attempt);
+        w.WriteString(Type, e.Type);
+        w.WriteString(State, States[(int)e.State]);
+        w.WriteNumber(Attempt, e.Attempt);
         String(w, Message, e.Message);
         w.WriteEndObject();
     }
