@@ -15,7 +15,7 @@ namespace Conveyor.Bench.HttpFloor;
 /// ack routes of the real API, jobs held in memory, and every enqueue and ack appended to a durable log (group commit:
 /// a file flushed with fdatasync, or a PostgreSQL table) before its answer. A lease writes nothing, as in Conveyor's
 /// SQLite store.
-/// No SQL, no indexes, no validation beyond what the answers need, no recovery: what it reaches is the ceiling this
+/// No SQL or index on the jobs, no validation beyond what the answers need, no recovery: what it reaches is the ceiling this
 /// machine's loopback HTTP, client and disk flushes put on W1/W2/W3, not a queue to use.
 /// </summary>
 internal sealed class DurableFloor(FloorLog log)

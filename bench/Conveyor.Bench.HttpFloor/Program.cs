@@ -22,7 +22,8 @@ for (var i = 0; i < args.Length; i += 2)
     }
     switch (args[i])
     {
-        case "--port": port = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
+        case "--port" when int.TryParse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture, out port) && port is >= 0 and <= 65535: break;
+        case "--port": Console.Error.WriteLine($"conveyor-http-floor: --port needs a port number, not '{args[i + 1]}'"); return 2;
         case "--durable": durableDirectory = args[i + 1]; break;
         case "--postgres": postgres = args[i + 1]; break;
         default: Console.Error.WriteLine($"conveyor-http-floor: unknown option {args[i]} (use --port N, --durable DIR, --postgres CS)"); return 2;
