@@ -74,6 +74,17 @@ public abstract partial class JobStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_id_is_never_handed_out_again_even_after_the_newest_job_is_deleted_and_the_store_reopens()
+    {
+        var kept = await Enqueue();
+        var newest = await Enqueue();
+        Assert.True((await Store.JobDeleteAsync(newest, None)).IsOk);
+        Store = await ReopenAsync();
+        Assert.True(await Enqueue() > newest);
+        Assert.Equal(JobState.Available, (await Get(kept)).State);
+    }
+
+    [Fact]
     public async Task Delayed_job_is_scheduled_until_run_at_then_available()
     {
         var id = await Enqueue(j => j with { RunAt = Time.GetUtcNow().AddSeconds(10) });

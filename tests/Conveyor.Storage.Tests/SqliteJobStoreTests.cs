@@ -1,4 +1,5 @@
 using Conveyor.Storage.Sqlite;
+using Microsoft.Data.Sqlite;
 
 namespace Conveyor.Storage.Tests;
 
@@ -7,9 +8,9 @@ public sealed class SqliteJobStoreTests : JobStoreContractTests
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("conveyor-store-").FullName;
 
-    private SqliteJobStore Open() => SqliteJobStore.Open(new SqliteStoreOptions
+    private SqliteJobStore Open(string file = "conveyor.db") => SqliteJobStore.Open(new SqliteStoreOptions
     {
-        Path = Path.Combine(_directory, "conveyor.db"),
+        Path = Path.Combine(_directory, file),
         TimeProvider = Time,
         RunMaintenanceLoop = false,
     });
@@ -33,10 +34,61 @@ public sealed class SqliteJobStoreTests : JobStoreContractTests
         try { Directory.Delete(_directory, recursive: true); } catch (IOException) { }
     }
 
+    private SqliteConnection Connect(string file) => new($"Data Source={Path.Combine(_directory, file)};Pooling=False");
+
+    [Fact]
+    public async Task Ids_reserved_in_blocks_are_not_reused_after_every_job_is_gone()
+    {
+        // 5,000 ids cross the first reserved block's end inside one transaction.
+        var ids = await Store.JobInsertManyAsync([.. Enumerable.Range(0, 5000).Select(_ => new NewJob { Queue = Queue })], CancellationToken.None);
+        await Store.DisposeAsync();
+        using (var connection = Connect("conveyor.db"))
+        {
+            connection.Open();
+            Schema.Exec(connection, "DELETE FROM jobs");
+        }
+        Store = Open();
+        var next = (await Store.JobInsertManyAsync([new NewJob { Queue = Queue }], CancellationToken.None))[0].Id;
+        Assert.True(next > ids[^1].Id, $"id {next} was handed out again");
+    }
+
+    [Fact]
+    public async Task A_database_of_schema_3_keeps_its_jobs_and_never_reuses_the_ids_AUTOINCREMENT_had_handed_out()
+    {
+        using (var connection = Connect("old.db"))
+        {
+            connection.Open();
+            Schema.Migrate(connection, targetVersion: 3);
+            Schema.Exec(connection, """
+                INSERT INTO queues (name, paused, created_at) VALUES ('old', 0, 0);
+                INSERT INTO jobs (queue, kind, state, priority, run_at, attempt, max_attempts, payload, created_at, updated_at)
+                VALUES ('old', 'k', 0, 0, 0, 0, 1, '{"n":1}', 0, 0), ('old', 'k', 0, 0, 0, 0, 1, '{"n":2}', 0, 0),
+                       ('old', 'k', 0, 0, 0, 0, 1, '{"n":3}', 0, 0);
+                DELETE FROM jobs WHERE id = 3;
+                """);
+        }
+        await Store.DisposeAsync();
+        Store = Open("old.db");
+
+        Assert.Equal("""{"n":2}""", (await Store.JobGetAsync(2, CancellationToken.None))!.PayloadJson);
+        var leased = await Store.JobLeaseAvailableAsync(new LeaseRequest("old", 10, TimeSpan.FromSeconds(30), TimeSpan.Zero, "w1"), CancellationToken.None);
+        Assert.Equal([1L, 2L], leased.Select(j => j.Id));
+        var next = (await Store.JobInsertManyAsync([new NewJob { Queue = "old" }], CancellationToken.None))[0].Id;
+        Assert.Equal(4, next);
+
+        using var check = Connect("old.db");
+        check.Open();
+        using var command = check.CreateCommand();
+        command.CommandText = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'jobs'";
+        Assert.DoesNotContain("AUTOINCREMENT", (string)command.ExecuteScalar()!, StringComparison.OrdinalIgnoreCase);
+        command.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' AND name LIKE 'jobs_%'";
+        Assert.Equal(3L, (long)command.ExecuteScalar()!);
+    }
+
     [Fact]
     public async Task The_database_is_in_WAL_mode_with_full_sync_and_at_the_latest_schema()
     {
-        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_directory, "conveyor.db")};Pooling=False");
+        await using var connection = Connect("conveyor.db");
         await connection.OpenAsync();
         await using var command = connection.CreateCommand();
         command.CommandText = "PRAGMA journal_mode";
