@@ -8,10 +8,13 @@ using Conveyor.Storage.Sqlite;
 //   dotnet run -c Release --project bench/Conveyor.Bench.Store -- [jobs=100000] [batch=1000] [concurrency=1]
 //   dotnet run -c Release --project bench/Conveyor.Bench.Store -- latency [rate=500] [seconds=20]
 // The second form commits one job at a time at a fixed rate (W2's shape without HTTP) and prints the commit latency
-// percentiles, which is where a stall of the writer (a checkpoint, a slow fsync) shows.
+// percentiles, which is where a stall of the writer (a checkpoint, a slow fsync) shows. With --consume a worker loop in
+// the same process leases (up to 1,000, waiting up to 1 s) and completes the jobs meanwhile, W2's worker without HTTP,
+// and the enqueue→lease latency is printed as well: the two together say whether a W2 tail is the store's or the server's.
 // With --postgres "<connection string>" (anywhere in the arguments) both forms run against the PostgreSQL store in a schema
 // of their own, dropped at the end, and also print the CPU the rest of the machine (the database) spent per job.
 var postgres = TakeOption(ref args, "--postgres");
+var consume = TakeFlag(ref args, "--consume");
 var schema = $"store_bench_{DateTime.UtcNow:yyyyMMddHHmmss}_{Random.Shared.Next(10_000)}";
 if (args.Length > 0 && args[0] == "latency")
 {
@@ -23,18 +26,59 @@ if (args.Length > 0 && args[0] == "latency")
         await using var store = await OpenStore(dir);
         var count = rate * seconds;
         var latencies = new double[count];
+        var issued = new long[count];
+        var leasedAfter = new double[count];
+        var leasedCount = 0;
+        using var stopConsumer = new CancellationTokenSource();
+        var consumer = consume ? Task.Run(async () =>
+        {
+            Task ack = Task.CompletedTask;
+            while (leasedCount < count && !stopConsumer.IsCancellationRequested)
+            {
+                IReadOnlyList<Job> leased;
+                try
+                {
+                    leased = await store.JobLeaseAvailableAsync(
+                        new LeaseRequest("latency", 1000, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(1), "store-bench"), stopConsumer.Token);
+                }
+                catch (OperationCanceledException) { break; }
+                var now = Stopwatch.GetTimestamp();
+                foreach (var job in leased)
+                {
+                    // The payload is {"n":i}: i indexes the issue times.
+                    var payload = job.PayloadJson!;
+                    var n = int.Parse(payload.AsSpan(5, payload.Length - 6), System.Globalization.CultureInfo.InvariantCulture);
+                    leasedAfter[n] = Stopwatch.GetElapsedTime(Volatile.Read(ref issued[n]), now).TotalMilliseconds;
+                }
+                leasedCount += leased.Count;
+                // As W2's worker does: the acks of one lease travel while the next lease waits.
+                await ack;
+                if (leased.Count > 0) ack = store.JobAckManyAsync([.. leased.Select(j => AckRequest.Complete(j.Id, j.Lease!.Token, null))], CancellationToken.None).AsTask();
+            }
+            await ack;
+        }) : Task.CompletedTask;
         var start = Stopwatch.GetTimestamp();
         for (var i = 0; i < count; i++)
         {
             var due = start + (long)(i * (double)Stopwatch.Frequency / rate);
             while (Stopwatch.GetTimestamp() < due) await Task.Delay(1);
             var t0 = Stopwatch.GetTimestamp();
+            Volatile.Write(ref issued[i], t0);
             await store.JobInsertManyAsync([new NewJob { Queue = "latency", PayloadJson = $"{{\"n\":{i}}}" }], CancellationToken.None);
             latencies[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         }
-        Array.Sort(latencies);
+        if (consume)
+        {
+            stopConsumer.CancelAfter(TimeSpan.FromSeconds(30));
+            await consumer;
+        }
         Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"commit latency, {count:N0} single-job commits at {rate}/s: p50 {latencies[count / 2]:0.00} ms, p99 {latencies[(int)(count * 0.99)]:0.00} ms, p99.9 {latencies[(int)(count * 0.999)]:0.00} ms, max {latencies[^1]:0.00} ms"));
+            $"commit latency, {count:N0} single-job commits at {rate}/s{(consume ? ", a worker leasing and completing meanwhile" : "")}: {Percentiles(latencies)}"));
+        if (consume)
+        {
+            Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"enqueue→lease latency, {leasedCount:N0} of {count:N0} jobs leased: {Percentiles([.. leasedAfter.Where(ms => ms > 0)])}"));
+        }
     }
     finally
     {
@@ -139,6 +183,22 @@ static TimeSpan MachineCpu()
 // The rest of the machine's CPU over a phase: on a quiet machine, that is the database's.
 string Others(TimeSpan ownStart, TimeSpan machineStart, int count) => postgres is null ? "" :
     $", others {((MachineCpu() - machineStart) - (Cpu() - ownStart)).TotalMicroseconds / count:N1} µs";
+
+static string Percentiles(double[] milliseconds)
+{
+    var sorted = milliseconds.Order().ToArray();
+    var n = sorted.Length;
+    return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"p50 {sorted[n / 2]:0.00} ms, p99 {sorted[(int)(n * 0.99)]:0.00} ms, p99.9 {sorted[(int)(n * 0.999)]:0.00} ms, max {sorted[^1]:0.00} ms");
+}
+
+static bool TakeFlag(ref string[] args, string name)
+{
+    var at = Array.IndexOf(args, name);
+    if (at < 0) return false;
+    args = [.. args[..at], .. args[(at + 1)..]];
+    return true;
+}
 
 static string? TakeOption(ref string[] args, string name)
 {
