@@ -47,10 +47,13 @@ public static class ConveyorServer
             }, cancellationToken)
             : null;
         if (postgres is not null) builder.Services.AddSingleton<IJobStore>(_ => postgres);
-        else builder.Services.AddSingleton<IJobStore>(_ => SqliteJobStore.Open(new SqliteStoreOptions
+        else builder.Services.AddSingleton<IJobStore>(sp => SqliteJobStore.Open(new SqliteStoreOptions
         {
             Path = options.DatabasePath,
             TimeProvider = options.TimeProvider,
+            MigrationStarting = version => sp.GetRequiredService<ILoggerFactory>().CreateLogger("Conveyor.Storage.Sqlite").LogInformation(
+                "Upgrading {Path} to schema version {Version}; a version that rebuilds the jobs table takes a few seconds per million jobs",
+                options.DatabasePath, version),
         }));
         if (options.AmqpUri is { } amqp && options.Ingest.Count > 0)
         {

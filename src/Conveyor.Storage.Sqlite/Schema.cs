@@ -127,10 +127,10 @@ internal static class Schema
 
     public static int LatestVersion => Migrations.Length;
 
-    public static void Migrate(SqliteConnection connection) => Migrate(connection, Migrations.Length);
+    public static void Migrate(SqliteConnection connection, Action<int>? starting = null) => Migrate(connection, Migrations.Length, starting);
 
     /// <summary>Migrates up to <paramref name="targetVersion"/>; tests use it to build a database as an older release left it.</summary>
-    internal static void Migrate(SqliteConnection connection, int targetVersion)
+    internal static void Migrate(SqliteConnection connection, int targetVersion, Action<int>? starting = null)
     {
         Exec(connection, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
         using var read = connection.CreateCommand();
@@ -143,6 +143,8 @@ internal static class Schema
         }
         for (var version = current + 1; version <= targetVersion; version++)
         {
+            // A new database runs every migration on empty tables: only an existing one's upgrade is worth telling.
+            if (current > 0) starting?.Invoke(version);
             Exec(connection, "BEGIN IMMEDIATE");
             try
             {

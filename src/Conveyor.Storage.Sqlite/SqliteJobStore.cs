@@ -45,7 +45,7 @@ public sealed class SqliteJobStore : IJobStore
         // Durability: FULL fsyncs the WAL at every commit, so an acknowledged write survives power loss.
         Schema.Exec(connection, "PRAGMA synchronous = FULL");
         Schema.Exec(connection, "PRAGMA busy_timeout = 5000");
-        Schema.Migrate(connection);
+        Schema.Migrate(connection, options.MigrationStarting);
         _readConnectionString = builder.ToString();
         LoadLiveJobs(connection);
         _writer = new SqliteWriter(connection);

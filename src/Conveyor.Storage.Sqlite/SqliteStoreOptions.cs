@@ -22,6 +22,12 @@ public sealed class SqliteStoreOptions
     /// <summary>Readers kept open for concurrent reads.</summary>
     public int MaxIdleReaders { get; init; } = 16;
 
+    /// <summary>
+    /// Told the schema version a migration is about to bring the database to, before it runs. The server logs it: most
+    /// migrations are instant, but one that rebuilds a table takes seconds per million jobs.
+    /// </summary>
+    public Action<int>? MigrationStarting { get; init; }
+
     internal void Validate()
     {
         if (string.IsNullOrWhiteSpace(Path)) throw new ArgumentException("The SQLite store needs a file path; set Path (the server uses <data>/conveyor.db).");

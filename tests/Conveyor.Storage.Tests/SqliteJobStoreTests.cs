@@ -8,9 +8,12 @@ public sealed class SqliteJobStoreTests : JobStoreContractTests
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("conveyor-store-").FullName;
 
+    private readonly List<int> _migrationsTold = [];
+
     private SqliteJobStore Open(string file = "conveyor.db") => SqliteJobStore.Open(new SqliteStoreOptions
     {
         Path = Path.Combine(_directory, file),
+        MigrationStarting = _migrationsTold.Add,
         TimeProvider = Time,
         RunMaintenanceLoop = false,
     });
@@ -68,7 +71,9 @@ public sealed class SqliteJobStoreTests : JobStoreContractTests
                 """);
         }
         await Store.DisposeAsync();
+        _migrationsTold.Clear();
         Store = Open("old.db");
+        Assert.Equal([4], _migrationsTold);
 
         Assert.Equal("""{"n":2}""", (await Store.JobGetAsync(2, CancellationToken.None))!.PayloadJson);
         var leased = await Store.JobLeaseAvailableAsync(new LeaseRequest("old", 10, TimeSpan.FromSeconds(30), TimeSpan.Zero, "w1"), CancellationToken.None);
@@ -84,6 +89,9 @@ public sealed class SqliteJobStoreTests : JobStoreContractTests
         command.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' AND name LIKE 'jobs_%'";
         Assert.Equal(3L, (long)command.ExecuteScalar()!);
     }
+
+    [Fact]
+    public void A_new_database_is_created_without_telling_of_migrations() => Assert.Empty(_migrationsTold);
 
     [Fact]
     public async Task The_database_is_in_WAL_mode_with_full_sync_and_at_the_latest_schema()
