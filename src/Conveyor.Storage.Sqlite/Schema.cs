@@ -127,10 +127,11 @@ internal static class Schema
 
     public static int LatestVersion => Migrations.Length;
 
-    public static void Migrate(SqliteConnection connection, Action<int>? starting = null) => Migrate(connection, Migrations.Length, starting);
-
-    /// <summary>Migrates up to <paramref name="targetVersion"/>; tests use it to build a database as an older release left it.</summary>
-    internal static void Migrate(SqliteConnection connection, int targetVersion, Action<int>? starting = null)
+    /// <summary>
+    /// Migrates to the latest version, or only up to <paramref name="targetVersion"/> (tests build a database as an older
+    /// release left it); <paramref name="starting"/> is told each version before it runs on an existing database.
+    /// </summary>
+    public static void Migrate(SqliteConnection connection, Action<int>? starting = null, int? targetVersion = null)
     {
         Exec(connection, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
         using var read = connection.CreateCommand();
@@ -141,7 +142,7 @@ internal static class Schema
             throw new InvalidOperationException(
                 $"The database is at schema version {current}, newer than this Conveyor knows ({Migrations.Length}). Run a newer Conveyor.");
         }
-        for (var version = current + 1; version <= targetVersion; version++)
+        for (var version = current + 1; version <= (targetVersion ?? Migrations.Length); version++)
         {
             // A new database runs every migration on empty tables: only an existing one's upgrade is worth telling.
             if (current > 0) starting?.Invoke(version);

@@ -71,7 +71,7 @@ internal sealed class SqliteWriter : IDisposable
         {
             // Ids are assigned here so responses need no read-back. Every id handed out was reserved in the transaction that
             // inserted it, so starting after the reservation never reuses one, even when the newest jobs were deleted.
-            q.CommandText = "SELECT max(coalesce((SELECT max(id) FROM jobs), 0), (SELECT reserved_through FROM id_reservations WHERE name = 'jobs'))";
+            q.CommandText = "SELECT reserved_through FROM id_reservations WHERE name = 'jobs'";
             _reservedThrough = Convert.ToInt64(q.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
             _nextId = _reservedThrough + 1;
         }
