@@ -31,7 +31,13 @@ Console.WriteLine("warning: a Debug build; run with -c Release for real figures"
 
 // The receiver: Kestrel with one empty handler, counting requests.
 long received = 0;
-var builder = WebApplication.CreateSlimBuilder();
+// No appsettings.json and no watching of the working directory (a watcher there turns each write under it into file
+// events to read; the server does the same, see docs/benchmarks.md).
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+{
+    ContentRootPath = AppContext.BaseDirectory,
+    Args = ["--hostBuilder:reloadConfigOnChange=false"],
+});
 builder.Logging.ClearProviders();
 builder.WebHost.UseUrls("http://127.0.0.1:0");
 var receiver = builder.Build();

@@ -34,7 +34,13 @@ if (durableDirectory is not null && postgres is not null)
     Console.Error.WriteLine("conveyor-http-floor: give --durable DIR or --postgres CS, not both");
     return 2;
 }
-var builder = WebApplication.CreateSlimBuilder();
+// No appsettings.json and no watching of the working directory (a watcher there turns each write under it into file
+// events to read; the server does the same, see docs/benchmarks.md).
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+{
+    ContentRootPath = AppContext.BaseDirectory,
+    Args = ["--hostBuilder:reloadConfigOnChange=false"],
+});
 builder.Logging.ClearProviders();
 builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
 var app = builder.Build();

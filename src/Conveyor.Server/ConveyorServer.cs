@@ -7,6 +7,7 @@ using Conveyor.Storage.Postgres;
 using Conveyor.Storage.Sqlite;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
 
 namespace Conveyor.Server;
 
@@ -18,7 +19,18 @@ public static class ConveyorServer
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var builder = WebApplication.CreateSlimBuilder();
+        // Conveyor takes its settings from flags and CONVEYOR_* variables, never from appsettings.json: a server started in
+        // some project's folder must not pick up that project's file. The host's defaults also watched the working directory
+        // and every directory under it (./conveyor-data by default) to reload the file, so each database write became file
+        // events for a thread to read: W3 lost 16-28 % to it (docs/benchmarks.md). The host reads its files from the
+        // install folder instead, without reloading, and they are dropped again.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = AppContext.BaseDirectory,
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
+        foreach (var fileSource in builder.Configuration.Sources.OfType<FileConfigurationSource>().ToList())
+            builder.Configuration.Sources.Remove(fileSource);
         builder.Logging.ClearProviders();
         if (options.LogFormat == "json") builder.Logging.AddJsonConsole(o => o.UseUtcTimestamp = true);
         else builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.UseUtcTimestamp = true; });

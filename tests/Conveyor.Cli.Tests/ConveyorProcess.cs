@@ -29,17 +29,20 @@ internal sealed partial class ConveyorProcess : IAsyncDisposable
 
     public string BaseAddress { get; private set; } = "";
 
+    public int ProcessId => _process.Id;
+
     public static string BinaryPath => Path.Combine(AppContext.BaseDirectory, "conveyor.dll");
 
     /// <summary>
     /// Starts <c>conveyor serve --port 0</c> and waits for its "listening" line. Without a data directory it uses a
     /// fresh one and deletes it on dispose; a given one is left for the caller (restart tests reuse it).
     /// </summary>
-    public static async Task<ConveyorProcess> StartServerAsync(string? dataDirectory = null)
+    public static async Task<ConveyorProcess> StartServerAsync(string? dataDirectory = null, string? workingDirectory = null)
     {
         var owns = dataDirectory is null;
         dataDirectory ??= Directory.CreateTempSubdirectory("conveyor-cli-e2e-").FullName;
         var process = new Process { StartInfo = StartInfo(["serve", "--host", "127.0.0.1", "--port", "0", "--data", dataDirectory]) };
+        if (workingDirectory is not null) process.StartInfo.WorkingDirectory = workingDirectory;
         var server = new ConveyorProcess(process, dataDirectory, owns);
         process.OutputDataReceived += (_, e) => server.OnLine(e.Data, isError: false);
         process.ErrorDataReceived += (_, e) => server.OnLine(e.Data, isError: true);
