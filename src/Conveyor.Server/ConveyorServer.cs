@@ -22,8 +22,8 @@ public static class ConveyorServer
         // Conveyor takes its settings from flags and CONVEYOR_* variables, never from appsettings.json: a server started in
         // some project's folder must not pick up that project's file. The host's defaults also watched the working directory
         // and every directory under it (./conveyor-data by default) to reload the file, so each database write became file
-        // events for a thread to read: W3 lost 16-28 % to it (docs/benchmarks.md). The host reads its files from the
-        // install folder instead, without reloading, and they are dropped again.
+        // events for a thread to read: W3 on SQLite completed 12-29 % more jobs/s without it (docs/benchmarks.md). The
+        // host reads its files from the install folder instead, without reloading, and they are dropped again.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
             ContentRootPath = AppContext.BaseDirectory,
