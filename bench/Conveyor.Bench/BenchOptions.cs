@@ -60,8 +60,9 @@ internal sealed record BenchOptions
           --lease-max N           e2e, w3: max jobs per lease (default 100; w1 and w2 lease 1000)
           --duration S            single and e2e: measured seconds (default 10; w2 20, w3 30)
           --warmup S              seconds of warm-up on a separate queue before measuring (default 2; 0 = none)
-          --runs N                w1, w2, w3: measured runs on the same server, each on a fresh queue; the table
-                                  shows each figure's median, as ../shared/peers does (default 3)
+          --runs N                w1, w2, w3: measured runs on the same server, each on a fresh queue, round by round
+                                  (w1, w2, w3, then w1, w2, w3 again...); the table shows each figure's median, as
+                                  ../shared/peers does (default 3)
           --server-warmup S       seconds of mixed load (batches, single enqueues, leases, acks) before the first
                                   workload, so the server runs tiered-up code as a long-running one does (default 10; 0 = none)
           --rate N                e2e: limit the total enqueue rate to N jobs/s (default 0 = unlimited); w2: the fixed rate (default 500)

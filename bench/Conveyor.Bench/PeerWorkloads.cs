@@ -24,32 +24,66 @@ internal sealed partial class Workloads
 
     // ------------------------------------------------------------------ W1 bulk
 
-    public async Task<PeerResult> W1Async(string store, CancellationToken ct)
+    /// <summary>
+    /// Runs the named workloads (w1, w2, w3) round by round, as the peers' <c>bench-all.sh</c> does: run 1 of each in the
+    /// given order, then run 2 of each, and so on. Each workload warms up on its own queue right before its first run.
+    /// Grouped instead (every W1 run, then every W2 run), W2 followed three W1 runs whose writes the database was still
+    /// flushing; docs/benchmarks.md has both orders measured.
+    /// </summary>
+    public async Task<IReadOnlyList<PeerResult>> PeerRoundsAsync(IReadOnlyList<string> names, string store, CancellationToken ct)
+    {
+        var sessions = names.Select(name => name switch
+        {
+            "w1" => W1Session(store),
+            "w2" => W2Session(store),
+            "w3" => W3Session(store),
+            _ => throw new ArgumentException($"{name} is not one of w1, w2, w3", nameof(names)),
+        }).ToList();
+        for (var run = 1; run <= options.Runs; run++)
+        {
+            foreach (var session in sessions)
+            {
+                if (run == 1) await session.WarmAsync(ct);
+                await session.RunAsync(run, ct);
+            }
+        }
+        return [.. sessions.Select(s => s.Result())];
+    }
+
+    /// <summary>One workload's warm-up, one measured run of it, and its table row from the runs so far.</summary>
+    private sealed record PeerSession(Func<CancellationToken, Task> WarmAsync, Func<int, CancellationToken, Task> RunAsync, Func<PeerResult> Result);
+
+    private PeerSession W1Session(string store)
     {
         var concurrency = options.Concurrency ?? W1EnqueueConcurrency;
         var workers = options.Workers;
-        if (options.WarmupSeconds > 0)
-        {
-            await RunW1Async(Queue("w1", warm: true), Math.Max(W1BatchSize, options.Jobs / 10), concurrency, workers, new ErrorLog(), ct);
-        }
         var errors = new ErrorLog();
         var runs = new List<W1Run>();
-        for (var run = 1; run <= options.Runs; run++)
-        {
-            var r = await RunW1Async(Queue($"w1-r{run}", warm: false), options.Jobs, concurrency, workers, errors, ct);
-            runs.Add(r);
-            Console.WriteLine(Inv(
-                $"w1 run {run}/{options.Runs}: enqueued {N(r.Enqueued)} in {r.EnqueueSeconds:0.000} s -> {Rate(r.Enqueued / r.EnqueueSeconds)}; processed {N(r.Completed)} in {r.ProcessSeconds:0.000} s -> {Rate(r.Completed / r.ProcessSeconds)}; total {r.EnqueueSeconds + r.ProcessSeconds:0.000} s (errors so far {errors.Count})"));
-        }
-        var enqueueRate = Median(runs.Select(r => r.Enqueued / r.EnqueueSeconds));
-        var processRate = Median(runs.Select(r => r.Completed / r.ProcessSeconds));
-        var total = Median(runs.Select(r => r.EnqueueSeconds + r.ProcessSeconds));
-        return new PeerResult("W1 bulk", store,
-            Inv($"enqueue {concurrency} requests in flight; {workers} workers (lease max {W1LeaseMax} + one ack per lease)"),
-            Inv($"{W1BatchSize} (batch endpoint)"),
-            Inv($"{N(options.Jobs)} jobs; median of {Runs()}"),
-            Inv($"enqueue {Rate(enqueueRate)}, processing {Rate(processRate)}, total {total:0.00} s"),
-            errors.Count);
+        return new PeerSession(
+            async ct =>
+            {
+                if (options.WarmupSeconds > 0)
+                    await RunW1Async(Queue("w1", warm: true), Math.Max(W1BatchSize, options.Jobs / 10), concurrency, workers, new ErrorLog(), ct);
+            },
+            async (run, ct) =>
+            {
+                var r = await RunW1Async(Queue($"w1-r{run}", warm: false), options.Jobs, concurrency, workers, errors, ct);
+                runs.Add(r);
+                Console.WriteLine(Inv(
+                    $"w1 run {run}/{options.Runs}: enqueued {N(r.Enqueued)} in {r.EnqueueSeconds:0.000} s -> {Rate(r.Enqueued / r.EnqueueSeconds)}; processed {N(r.Completed)} in {r.ProcessSeconds:0.000} s -> {Rate(r.Completed / r.ProcessSeconds)}; total {r.EnqueueSeconds + r.ProcessSeconds:0.000} s (errors so far {errors.Count})"));
+            },
+            () =>
+            {
+                var enqueueRate = Median(runs.Select(r => r.Enqueued / r.EnqueueSeconds));
+                var processRate = Median(runs.Select(r => r.Completed / r.ProcessSeconds));
+                var total = Median(runs.Select(r => r.EnqueueSeconds + r.ProcessSeconds));
+                return new PeerResult("W1 bulk", store,
+                    Inv($"enqueue {concurrency} requests in flight; {workers} workers (lease max {W1LeaseMax} + one ack per lease)"),
+                    Inv($"{W1BatchSize} (batch endpoint)"),
+                    Inv($"{N(options.Jobs)} jobs; median of {Runs()}"),
+                    Inv($"enqueue {Rate(enqueueRate)}, processing {Rate(processRate)}, total {total:0.00} s"),
+                    errors.Count);
+            });
     }
 
     private string Runs() => options.Runs == 1 ? "1 run" : $"{options.Runs} runs";
@@ -148,26 +182,29 @@ internal sealed partial class Workloads
     /// payload's n: enqueue call = answer - send, enqueue->start = the worker's receipt of the lease answer - send
     /// (both from the client's monotonic clock, so no clock skew).
     /// </summary>
-    public async Task<PeerResult> W2Async(string store, CancellationToken ct)
+    private PeerSession W2Session(string store)
     {
         var rate = options.Rate > 0 ? options.Rate : W2DefaultRate;
         var seconds = options.DurationSet ? options.DurationSeconds : W2Seconds;
         var errors = new ErrorLog();
         var runs = new List<W2Run>();
-        for (var run = 1; run <= options.Runs; run++)
-        {
-            var r = await RunW2Async(Queue($"w2-r{run}", warm: false), rate, seconds, errors, ct);
-            runs.Add(r);
-            Console.WriteLine(Inv(
-                $"w2 run {run}/{options.Runs}: {N(r.Measured)} measured jobs at {r.Achieved:0.0}/s issued (target {rate}/s); enqueue call {r.Enqueue.Describe()}; enqueue->start {r.Start.Describe()} (errors so far {errors.Count})"));
-        }
         string Ms(Func<W2Run, double> pick) => LatencySummary.Ms(Median(runs.Select(pick)));
-        return new PeerResult("W2 steady", store,
-            Inv($"open loop {rate:#,0} jobs/s (≤ 1000 calls in flight), 1 worker (lease max {W1LeaseMax}, wait_ms 1000, its ack in flight while it leases again)"),
-            "1 (single-job endpoint)",
-            Inv($"{options.WarmupSeconds:0.#} s warm-up + {seconds:0.#} s = {N(runs[0].Measured)} measured jobs, issued at {Median(runs.Select(r => r.Achieved)):#,0.0}/s; median of {Runs()}"),
-            Inv($"enqueue call p50 {Ms(r => r.Enqueue.Percentile(50))}, p99 {Ms(r => r.Enqueue.Percentile(99))}; enqueue→start p50 {Ms(r => r.Start.Percentile(50))}, p99 {Ms(r => r.Start.Percentile(99))}, max {Ms(r => r.Start.Max)}"),
-            errors.Count);
+        return new PeerSession(
+            // Each run's first warm-up seconds of jobs are not measured (RunW2Async).
+            _ => Task.CompletedTask,
+            async (run, ct) =>
+            {
+                var r = await RunW2Async(Queue($"w2-r{run}", warm: false), rate, seconds, errors, ct);
+                runs.Add(r);
+                Console.WriteLine(Inv(
+                    $"w2 run {run}/{options.Runs}: {N(r.Measured)} measured jobs at {r.Achieved:0.0}/s issued (target {rate}/s); enqueue call {r.Enqueue.Describe()}; enqueue->start {r.Start.Describe()} (errors so far {errors.Count})"));
+            },
+            () => new PeerResult("W2 steady", store,
+                Inv($"open loop {rate:#,0} jobs/s (≤ 1000 calls in flight), 1 worker (lease max {W1LeaseMax}, wait_ms 1000, its ack in flight while it leases again)"),
+                "1 (single-job endpoint)",
+                Inv($"{options.WarmupSeconds:0.#} s warm-up + {seconds:0.#} s = {N(runs[0].Measured)} measured jobs, issued at {Median(runs.Select(r => r.Achieved)):#,0.0}/s; median of {Runs()}"),
+                Inv($"enqueue call p50 {Ms(r => r.Enqueue.Percentile(50))}, p99 {Ms(r => r.Enqueue.Percentile(99))}; enqueue→start p50 {Ms(r => r.Start.Percentile(50))}, p99 {Ms(r => r.Start.Percentile(99))}, max {Ms(r => r.Start.Max)}"),
+                errors.Count));
     }
 
     private sealed record W2Run(long Measured, double Achieved, LatencySummary Enqueue, LatencySummary Start);
@@ -340,34 +377,36 @@ internal sealed partial class Workloads
 
     // ------------------------------------------------------------------ W3 sustained
 
-    public async Task<PeerResult> W3Async(string store, CancellationToken ct)
+    private PeerSession W3Session(string store)
     {
         var producers = options.Concurrency ?? W3Producers;
         var seconds = options.DurationSet ? options.DurationSeconds : W3Seconds;
         var inner = new Workloads(http, server, options with { Rate = 0, Workers = options.WorkersSet ? options.Workers : W3Workers }, runId);
-        if (options.WarmupSeconds > 0)
-        {
-            await inner.RunEndToEndAsync(Queue("w3", warm: true), producers, 1, options.WarmupSeconds, new ErrorLog(), ct);
-        }
         var errors = new ErrorLog();
         var completed = new List<double>();
         var enqueued = new List<double>();
         var backlog = new List<double>();
-        for (var run = 1; run <= options.Runs; run++)
-        {
-            var r = await inner.RunEndToEndAsync(Queue($"w3-r{run}", warm: false), producers, 1, seconds, errors, ct);
-            completed.Add(r.Completed / r.Seconds);
-            enqueued.Add(r.Enqueued / r.Seconds);
-            backlog.Add(r.Enqueued - r.Completed);
-            Console.WriteLine(Inv(
-                $"w3 run {run}/{options.Runs}: {N(r.Completed)} completed in {r.Seconds:0.#} s -> {Rate(completed[^1])} (enqueued {Rate(enqueued[^1])}, backlog {N(r.Enqueued - r.Completed)}) (errors so far {errors.Count})"));
-        }
-        return new PeerResult("W3 sustained", store,
-            Inv($"{producers} single-job producer loops, {inner.WorkerCount} worker(s) (lease max {options.LeaseMax} + one ack per lease)"),
-            "1 (single-job endpoint)",
-            Inv($"{seconds:0.#} s; median of {Runs()}"),
-            Inv($"completed {Rate(Median(completed))} (enqueued {Rate(Median(enqueued))}, backlog {N((long)Median(backlog))})"),
-            errors.Count);
+        return new PeerSession(
+            async ct =>
+            {
+                if (options.WarmupSeconds > 0)
+                    await inner.RunEndToEndAsync(Queue("w3", warm: true), producers, 1, options.WarmupSeconds, new ErrorLog(), ct);
+            },
+            async (run, ct) =>
+            {
+                var r = await inner.RunEndToEndAsync(Queue($"w3-r{run}", warm: false), producers, 1, seconds, errors, ct);
+                completed.Add(r.Completed / r.Seconds);
+                enqueued.Add(r.Enqueued / r.Seconds);
+                backlog.Add(r.Enqueued - r.Completed);
+                Console.WriteLine(Inv(
+                    $"w3 run {run}/{options.Runs}: {N(r.Completed)} completed in {r.Seconds:0.#} s -> {Rate(completed[^1])} (enqueued {Rate(enqueued[^1])}, backlog {N(r.Enqueued - r.Completed)}) (errors so far {errors.Count})"));
+            },
+            () => new PeerResult("W3 sustained", store,
+                Inv($"{producers} single-job producer loops, {inner.WorkerCount} worker(s) (lease max {options.LeaseMax} + one ack per lease)"),
+                "1 (single-job endpoint)",
+                Inv($"{seconds:0.#} s; median of {Runs()}"),
+                Inv($"completed {Rate(Median(completed))} (enqueued {Rate(Median(enqueued))}, backlog {N((long)Median(backlog))})"),
+                errors.Count));
     }
 
     // ------------------------------------------------------------------ memory (issue 8: RSS with 1,000,000 waiting jobs)

@@ -69,12 +69,11 @@ try
         }
         if (name is "w1" or "w2" or "w3")
         {
-            peerResults.Add(name switch
+            // All of them together, where the first one is named: they run round by round, as the peers' runs do.
+            if (peerResults.Count == 0)
             {
-                "w1" => await workloads.W1Async(store, cts.Token),
-                "w2" => await workloads.W2Async(store, cts.Token),
-                _ => await workloads.W3Async(store, cts.Token),
-            });
+                peerResults.AddRange(await workloads.PeerRoundsAsync([.. options.Workloads.Where(w => w is "w1" or "w2" or "w3")], store, cts.Token));
+            }
             continue;
         }
         results.Add(name switch
