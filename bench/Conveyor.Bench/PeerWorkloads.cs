@@ -22,7 +22,7 @@ internal sealed partial class Workloads
 
     private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
-    // ------------------------------------------------------------------ W1 bulk
+    // ------------------------------------------------------------------ rounds
 
     /// <summary>
     /// Runs the named workloads (w1, w2, w3) round by round, as the peers' <c>bench-all.sh</c> does: run 1 of each in the
@@ -52,6 +52,8 @@ internal sealed partial class Workloads
 
     /// <summary>One workload's warm-up, one measured run of it, and its table row from the runs so far.</summary>
     private sealed record PeerSession(Func<CancellationToken, Task> WarmAsync, Func<int, CancellationToken, Task> RunAsync, Func<PeerResult> Result);
+
+    // ------------------------------------------------------------------ W1 bulk
 
     private PeerSession W1Session(string store)
     {

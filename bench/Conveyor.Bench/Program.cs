@@ -57,6 +57,7 @@ try
     }
     var results = new List<WorkloadResult>();
     var peerResults = new List<PeerResult>();
+    var peerRoundsDone = false;
     var store = options.Postgres is not null ? "PostgreSQL"
         : options.Server is not null ? "as configured on the server" : "SQLite (WAL, synchronous=FULL)";
     foreach (var name in options.Workloads)
@@ -70,8 +71,9 @@ try
         if (name is "w1" or "w2" or "w3")
         {
             // All of them together, where the first one is named: they run round by round, as the peers' runs do.
-            if (peerResults.Count == 0)
+            if (!peerRoundsDone)
             {
+                peerRoundsDone = true;
                 peerResults.AddRange(await workloads.PeerRoundsAsync([.. options.Workloads.Where(w => w is "w1" or "w2" or "w3")], store, cts.Token));
             }
             continue;
