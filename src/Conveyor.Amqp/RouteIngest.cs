@@ -154,7 +154,7 @@ internal sealed class RouteIngest(
         var outcomes = await InsertAsync(jobs).ConfigureAwait(false);
 
         // DURABILITY CHECKPOINT: everything in `outcomes` with an id is committed. Only now may RabbitMQ forget it.
-        var rejected = 0;
+        var accepted = new List<Delivery>(batch.Count);
         var j = 0;
         foreach (var d in batch)
         {
@@ -165,14 +165,21 @@ internal sealed class RouteIngest(
                 if (outcome.Id is { } id && d.Mapped.Reply is { } reply) replier.Track(id, reply);
                 reason = outcome.Error;
             }
-            if (reason is null) continue;
-            rejected++;
+            if (reason is null)
+            {
+                accepted.Add(d);
+                continue;
+            }
             AmqpLog.MessageRejected(logger, route.RabbitQueue, reason);
             await SettleAsync(() => d.Channel.BasicNackAsync(d.Tag, multiple: false, requeue: false), 1).ConfigureAwait(false);
         }
+        var rejected = batch.Count - accepted.Count;
 
-        // One multiple-ack per channel for the highest tag: every lower tag of that channel was handled in order before it.
-        foreach (var group in batch.GroupBy(d => d.Channel))
+        // One multiple-ack per channel for the highest accepted tag: every lower tag of that channel was handled in order
+        // before it (acked now, or nacked just above). The highest tag of the batch will not do when it was the one nacked:
+        // RabbitMQ answers an ack of a tag no longer outstanding by closing the channel, which hands the batch's unsettled
+        // (already committed) messages to the queue again.
+        foreach (var group in accepted.GroupBy(d => d.Channel))
         {
             var channel = group.Key;
             var last = group.Max(d => d.Tag);

@@ -1,3 +1,6 @@
+using System.Collections.Concurrent;
+using Conveyor.Storage.Sqlite;
+using Microsoft.Extensions.Logging;
 using RabbitMQ.Client;
 
 namespace Conveyor.Amqp.Tests;
@@ -116,6 +119,62 @@ public sealed class IngestTests
         await TestBroker.Eventually(async () => await TestBroker.ReadyCountAsync(connection, dead) == 2, "two dead-lettered messages");
         await TestBroker.Eventually(async () => await server.CountAsync("flowing") == 1, "the good message as a job");
         Assert.Equal(0u, await TestBroker.ReadyCountAsync(connection, rabbit));
+    }
+
+    [Fact]
+    public async Task A_batch_whose_last_message_is_refused_keeps_its_channel()
+    {
+        await using var connection = await TestBroker.ConnectAsync();
+        var rabbit = TestBroker.UniqueName("last-bad");
+        var dead = rabbit + ".dead";
+        await TestBroker.DeclareQueueAsync(connection, dead);
+        await TestBroker.DeclareQueueAsync(connection, rabbit, new Dictionary<string, object?>
+        {
+            ["x-dead-letter-exchange"] = "",
+            ["x-dead-letter-routing-key"] = dead,
+        });
+        var directory = Directory.CreateTempSubdirectory("conveyor-amqp-last-bad-").FullName;
+        var warnings = new WarningLog();
+        using var loggers = LoggerFactory.Create(b => b.AddProvider(warnings));
+        await using var store = SqliteJobStore.Open(new SqliteStoreOptions { Path = Path.Combine(directory, "conveyor.db") });
+        await using var ingest = new AmqpIngest(store, new AmqpIngestOptions { Uri = TestBroker.Uri, Routes = [new AmqpIngestRoute(rabbit, "after-bad")] }, loggers);
+        await ingest.StartAsync(CancellationToken.None);
+        await ingest.Ready.WaitAsync(TimeSpan.FromSeconds(30));
+
+        // Alone in its batch, the refused message's tag is the batch's highest. Acknowledging "everything up to it" after
+        // refusing it made RabbitMQ close the channel (an ack of a tag no longer outstanding), and its committed but not
+        // yet acknowledged neighbours went back to the queue to be inserted twice.
+        await TestBroker.PublishAsync(connection, rabbit, [("{not json", TestBroker.Json())]);
+        await TestBroker.Eventually(async () => await TestBroker.ReadyCountAsync(connection, dead) == 1, "the refused message dead-lettered");
+        await TestBroker.PublishAsync(connection, rabbit, [("""{"ok":true}""", TestBroker.Json())]);
+        await TestBroker.Eventually(async () => (await store.QueueListAsync(CancellationToken.None)).Any(q => q.Name == "after-bad"), "the next message as a job");
+
+        Assert.Equal(1, (await store.QueueListAsync(CancellationToken.None)).Single(q => q.Name == "after-bad").Counts.Available);
+        Assert.Equal(0u, await TestBroker.ReadyCountAsync(connection, rabbit));
+        // 3004: an acknowledgement failed; 3005: the consuming channel closed.
+        Assert.DoesNotContain(warnings.EventIds, id => id is 3004 or 3005);
+        await ingest.StopAsync(CancellationToken.None);
+    }
+
+    /// <summary>The event ids of every warning logged, from any thread.</summary>
+    private sealed class WarningLog : ILoggerProvider, ILogger
+    {
+        private readonly ConcurrentQueue<int> _eventIds = new();
+
+        public IEnumerable<int> EventIds => _eventIds;
+
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel)) _eventIds.Enqueue(eventId.Id);
+        }
+
+        public void Dispose() { }
     }
 
     [Fact]
