@@ -4,7 +4,7 @@ using System.Net.Sockets;
 
 namespace Conveyor.Server.Tests;
 
-/// <summary>One request the receiver got, and the status it answered with.</summary>
+/// <summary>One request the receiver got, and the status it answered with. <see cref="Sequence"/> is its place in the order of arrival.</summary>
 public sealed record ReceivedHook(string Path, string Method, IReadOnlyDictionary<string, string> Headers, string Body, int Status, long Sequence);
 
 /// <summary>
@@ -29,6 +29,7 @@ public sealed class WebhookReceiver : IAsyncDisposable
 
     public Uri BaseAddress { get; private set; } = null!;
 
+    /// <summary>The answered requests in the order they arrived.</summary>
     public IReadOnlyList<ReceivedHook> Received => [.. _received.OrderBy(r => r.Sequence)];
 
     /// <summary>Most requests this receiver was handling at the same moment.</summary>
@@ -74,6 +75,9 @@ public sealed class WebhookReceiver : IAsyncDisposable
         var inFlight = Interlocked.Increment(ref _inFlight);
         int seen;
         while ((seen = Volatile.Read(ref _maxInFlight)) < inFlight && Interlocked.CompareExchange(ref _maxInFlight, inFlight, seen) != seen) { }
+        // Numbered on arrival, not once answered: a sender may send its next request the moment this one is answered,
+        // and that one could otherwise be numbered first (a partition's order would look broken when it was not).
+        var sequence = Interlocked.Increment(ref _sequence);
         try
         {
             using var reader = new StreamReader(context.Request.InputStream);
@@ -89,7 +93,7 @@ public sealed class WebhookReceiver : IAsyncDisposable
             await context.Response.OutputStream.WriteAsync(text);
             context.Response.Close();
             // Recorded once answered; a request whose sender gave up (timeout) may still be recorded: tests look at paths.
-            _received.Enqueue(new ReceivedHook(path, context.Request.HttpMethod, headers, body, status, Interlocked.Increment(ref _sequence)));
+            _received.Enqueue(new ReceivedHook(path, context.Request.HttpMethod, headers, body, status, sequence));
             _arrived.Release();
         }
         catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException or OperationCanceledException)
