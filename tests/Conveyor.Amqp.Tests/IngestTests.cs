@@ -103,13 +103,7 @@ public sealed class IngestTests
     {
         await using var connection = await TestBroker.ConnectAsync();
         var rabbit = TestBroker.UniqueName("bad");
-        var dead = rabbit + ".dead";
-        await TestBroker.DeclareQueueAsync(connection, dead);
-        await TestBroker.DeclareQueueAsync(connection, rabbit, new Dictionary<string, object?>
-        {
-            ["x-dead-letter-exchange"] = "",
-            ["x-dead-letter-routing-key"] = dead,
-        });
+        var dead = await DeclareWithDeadLettersAsync(connection, rabbit);
         await using var server = await IngestServer.StartAsync(TestBroker.Uri, [new AmqpIngestRoute(rabbit, "flowing")]);
 
         var badPriority = TestBroker.Json();
@@ -126,13 +120,7 @@ public sealed class IngestTests
     {
         await using var connection = await TestBroker.ConnectAsync();
         var rabbit = TestBroker.UniqueName("last-bad");
-        var dead = rabbit + ".dead";
-        await TestBroker.DeclareQueueAsync(connection, dead);
-        await TestBroker.DeclareQueueAsync(connection, rabbit, new Dictionary<string, object?>
-        {
-            ["x-dead-letter-exchange"] = "",
-            ["x-dead-letter-routing-key"] = dead,
-        });
+        var dead = await DeclareWithDeadLettersAsync(connection, rabbit);
         var directory = Directory.CreateTempSubdirectory("conveyor-amqp-last-bad-").FullName;
         var warnings = new WarningLog();
         using var loggers = LoggerFactory.Create(b => b.AddProvider(warnings));
@@ -154,6 +142,19 @@ public sealed class IngestTests
         // 3004: an acknowledgement failed; 3005: the consuming channel closed.
         Assert.DoesNotContain(warnings.EventIds, id => id is 3004 or 3005);
         await ingest.StopAsync(CancellationToken.None);
+    }
+
+    /// <summary>Declares <paramref name="rabbit"/> with a dead-letter queue of its own (through the default exchange); returns its name.</summary>
+    private static async Task<string> DeclareWithDeadLettersAsync(IConnection connection, string rabbit)
+    {
+        var dead = rabbit + ".dead";
+        await TestBroker.DeclareQueueAsync(connection, dead);
+        await TestBroker.DeclareQueueAsync(connection, rabbit, new Dictionary<string, object?>
+        {
+            ["x-dead-letter-exchange"] = "",
+            ["x-dead-letter-routing-key"] = dead,
+        });
+        return dead;
     }
 
     /// <summary>The event ids of every warning logged, from any thread.</summary>
