@@ -141,7 +141,6 @@ public sealed class IngestTests
         Assert.Equal(0u, await TestBroker.ReadyCountAsync(connection, rabbit));
         // 3004: an acknowledgement failed; 3005: the consuming channel closed.
         Assert.DoesNotContain(warnings.EventIds, id => id is 3004 or 3005);
-        await ingest.StopAsync(CancellationToken.None);
     }
 
     /// <summary>Declares <paramref name="rabbit"/> with a dead-letter queue of its own (through the default exchange); returns its name.</summary>
