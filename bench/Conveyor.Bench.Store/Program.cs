@@ -8,7 +8,9 @@ using Conveyor.Storage.Sqlite;
 //   dotnet run -c Release --project bench/Conveyor.Bench.Store -- [jobs=100000] [batch=1000] [concurrency=1]
 //   dotnet run -c Release --project bench/Conveyor.Bench.Store -- latency [rate=500] [seconds=20]
 // The second form commits one job at a time at a fixed rate (W2's shape without HTTP) and prints the commit latency
-// percentiles, which is where a stall of the writer (a checkpoint, a slow fsync) shows. With --consume a worker loop in
+// percentiles, which is where a stall of the writer (a checkpoint, a slow fsync) shows, and when the five slowest commits
+// were issued. One untimed second of the same commits (another queue) goes first, so that opening the pool's connections
+// and compiling the code are not counted as the store's stalls. With --consume a worker loop in
 // the same process leases (up to 1,000, waiting up to 1 s) and completes the jobs meanwhile, W2's worker without HTTP,
 // and the enqueue→lease latency is printed as well: the two together say whether a W2 tail is the store's or the server's.
 // With --postgres "<connection string>" (anywhere in the arguments) both forms run against the PostgreSQL store in a schema
@@ -57,6 +59,13 @@ if (args.Length > 0 && args[0] == "latency")
             }
             await ack;
         }) : Task.CompletedTask;
+        var warmUntil = Stopwatch.GetTimestamp() + Stopwatch.Frequency;
+        for (var i = 0; Stopwatch.GetTimestamp() < warmUntil; i++)
+        {
+            await store.JobInsertManyAsync([new NewJob { Queue = "latency-warm-up", PayloadJson = $"{{\"n\":{i}}}" }], CancellationToken.None);
+            await Task.Delay(1000 / rate);
+        }
+        var startedAt = DateTime.UtcNow;
         var start = Stopwatch.GetTimestamp();
         for (var i = 0; i < count; i++)
         {
@@ -74,6 +83,11 @@ if (args.Length > 0 && args[0] == "latency")
         }
         Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"commit latency, {count:N0} single-job commits at {rate}/s{(consume ? ", a worker leasing and completing meanwhile" : "")}: {Percentiles(latencies)}"));
+        // When the slowest commits were issued (UTC), to set beside the database's log or a trace of the same minute.
+        var slowest = Enumerable.Range(0, count).OrderByDescending(i => latencies[i]).Take(5)
+            .Select(i => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"#{i} at {startedAt + Stopwatch.GetElapsedTime(start, issued[i]):HH:mm:ss.fff} {latencies[i]:0.0} ms"));
+        Console.WriteLine($"slowest commits: {string.Join(", ", slowest)}");
         if (consume)
         {
             Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
