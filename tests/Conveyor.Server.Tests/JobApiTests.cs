@@ -401,4 +401,18 @@ public sealed class HealthAndTracingTests(ServerFixture server) : IClassFixture<
         Assert.Contains(traceId, (string)leased["trace_parent"]!);
         Assert.Contains(spans, s => s.OperationName == "conveyor.enqueue" && s.TraceId.ToHexString() == traceId);
     }
+
+    // In the same class as the test above, so never beside its listener (one class's tests run one at a time): with no
+    // trace from the caller and nothing recording the server's spans, a job keeps no trace of its own.
+    [Fact]
+    public async Task Enqueue_without_a_trace_from_the_caller_stores_none_when_nothing_records()
+    {
+        var queue = HttpJson.UniqueQueue("untraced");
+        using var response = await _http.PostAsync($"/v1/queues/{queue}/jobs", HttpJson.Json("{}"));
+        var job = System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.Equal(System.Net.HttpStatusCode.Created, response.StatusCode);
+        Assert.Null(job["trace_parent"]);
+        var leased = (await _http.Lease(queue)).Single()!;
+        Assert.Null(leased["trace_parent"]);
+    }
 }
