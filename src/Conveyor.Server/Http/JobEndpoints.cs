@@ -150,7 +150,7 @@ internal static class JobEndpoints
             if (request is null) return Problems.BadRequest("The request body must be a JSON object, not null.");
             using var span = ServerTelemetry.Source.StartActivity("conveyor.enqueue");
             span?.SetTag("conveyor.queue", queue);
-            if (!JobRequests.TryBuild(queue, request, time.GetUtcNow(), ServerTelemetry.TraceParentFor(null, context), out var job, out var invalid, options.DeliverySecrets))
+            if (!JobRequests.TryBuild(queue, request, time.GetUtcNow(), ServerTelemetry.TraceParentFor(context), out var job, out var invalid, options.DeliverySecrets))
                 return Problems.BadRequest(invalid!);
             if (job.DestinationsJson is not null && await push.EnsurePushAsync(queue, context.RequestAborted) is { } notPush) return Problems.Conflict(notPush);
             // Durability checkpoint: the store answers only once the insert is committed and fsynced.
@@ -181,7 +181,7 @@ internal static class JobEndpoints
             using var span = ServerTelemetry.Source.StartActivity("conveyor.enqueue_batch");
             span?.SetTag("conveyor.queue", queue);
             span?.SetTag("conveyor.jobs", requests.Count);
-            var traceParent = ServerTelemetry.TraceParentFor(null, context);
+            var traceParent = ServerTelemetry.TraceParentFor(context);
             var jobs = new List<NewJob>(requests.Count);
             for (var i = 0; i < requests.Count; i++)
             {
