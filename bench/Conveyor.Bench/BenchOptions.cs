@@ -29,6 +29,7 @@ internal sealed record BenchOptions
     /// <summary>True when --workers was given (w3 otherwise uses one worker, as the peers' W3 does).</summary>
     public bool WorkersSet { get; init; }
     public int LeaseMax { get; init; } = DefaultLeaseMax;
+    public bool LeaseMaxSet { get; init; }
     public double DurationSeconds { get; init; } = DefaultDurationSeconds;
     public double WarmupSeconds { get; init; } = DefaultWarmupSeconds;
     /// <summary>e2e only: total enqueue rate limit in jobs/s; 0 = as fast as the producers can go.</summary>
@@ -57,7 +58,7 @@ internal sealed record BenchOptions
           --batch-size N          batch: jobs per request (default 1000); e2e: > 1 makes producers enqueue batches (default 1)
           --concurrency N         requests in flight: batch 4, single 16, e2e producers 4, w1 enqueue 4, w3 producers 8 (defaults)
           --workers N             e2e, w1, w3: leasing workers (default 4; w3 1, as the peers' W3; w2 always has 1)
-          --lease-max N           e2e, w3: max jobs per lease (default 100; w1 and w2 lease 1000)
+          --lease-max N           e2e, w3: max jobs per lease (default e2e 100, w3 1000; w1 and w2 lease 1000)
           --duration S            single and e2e: measured seconds (default 10; w2 20, w3 30)
           --warmup S              seconds of warm-up on a separate queue before measuring (default 2; 0 = none)
           --runs N                w1, w2, w3: measured runs on the same server, each on a fresh queue, round by round
@@ -122,7 +123,7 @@ internal sealed record BenchOptions
                     case "--batch-size": o = o with { BatchSize = PositiveInt(arg, Value()) }; break;
                     case "--concurrency": o = o with { Concurrency = PositiveInt(arg, Value()) }; break;
                     case "--workers": o = o with { Workers = PositiveInt(arg, Value()), WorkersSet = true }; break;
-                    case "--lease-max": o = o with { LeaseMax = PositiveInt(arg, Value()) }; break;
+                    case "--lease-max": o = o with { LeaseMax = PositiveInt(arg, Value()), LeaseMaxSet = true }; break;
                     case "--duration": o = o with { DurationSeconds = Seconds(arg, Value(), allowZero: false), DurationSet = true }; break;
                     case "--warmup": o = o with { WarmupSeconds = Seconds(arg, Value(), allowZero: true) }; break;
                     case "--rate": o = o with { Rate = Seconds(arg, Value(), allowZero: true) }; break;

@@ -383,7 +383,13 @@ internal sealed partial class Workloads
     {
         var producers = options.Concurrency ?? W3Producers;
         var seconds = options.DurationSet ? options.DurationSeconds : W3Seconds;
-        var inner = new Workloads(http, server, options with { Rate = 0, Workers = options.WorkersSet ? options.Workers : W3Workers }, runId);
+        var inner = new Workloads(http, server, options with
+        {
+            Rate = 0,
+            Workers = options.WorkersSet ? options.Workers : W3Workers,
+            // Leases as large as W1's: with many producers a worker leasing 100 at a time falls behind (docs/benchmarks.md).
+            LeaseMax = options.LeaseMaxSet ? options.LeaseMax : W1LeaseMax,
+        }, runId);
         var errors = new ErrorLog();
         var completed = new List<double>();
         var enqueued = new List<double>();
@@ -404,7 +410,7 @@ internal sealed partial class Workloads
                     $"w3 run {run}/{options.Runs}: {N(r.Completed)} completed in {r.Seconds:0.#} s -> {Rate(completed[^1])} (enqueued {Rate(enqueued[^1])}, backlog {N(r.Enqueued - r.Completed)}) (errors so far {errors.Count})"));
             },
             () => new PeerResult("W3 sustained", store,
-                Inv($"{producers} single-job producer loops, {inner.WorkerCount} worker(s) (lease max {options.LeaseMax} + one ack per lease)"),
+                Inv($"{producers} single-job producer loops, {inner.WorkerCount} worker(s) (lease max {inner.LeaseMax} + one ack per lease)"),
                 "1 (single-job endpoint)",
                 Inv($"{seconds:0.#} s; median of {Runs()}"),
                 Inv($"completed {Rate(Median(completed))} (enqueued {Rate(Median(enqueued))}, backlog {N((long)Median(backlog))})"),

@@ -20,6 +20,7 @@ internal sealed partial class Workloads(HttpClient http, Uri server, BenchOption
     private Uri Url(string path) => new(server, path);
 
     public int WorkerCount => options.Workers;
+    public int LeaseMax => options.LeaseMax;
 
     private string Queue(string workload, bool warm) => $"bench-{workload}-{(warm ? "warm-" : "")}{runId}";
 
