@@ -17,6 +17,11 @@ internal sealed class LiveIndex
     private readonly PriorityQueue<(LiveJob Job, int Version), long> _scheduled = new();
     private readonly PriorityQueue<(LiveJob Job, int Version), long> _leases = new();
     private readonly Dictionary<long, List<TaskCompletionSource>> _finishWaiters = [];
+    // When the maintenance loop means to wake next; an entry due earlier wakes it through MaintenanceDueEarlier.
+    private long _maintenanceAtMs = long.MaxValue;
+
+    /// <summary>Called (holding <see cref="Gate"/>) when something is due before the maintenance loop means to wake.</summary>
+    public Action? MaintenanceDueEarlier { get; set; }
 
     public IEnumerable<QueueLine> Queues => _queues.Values;
 
@@ -68,6 +73,7 @@ internal sealed class LiveIndex
         {
             SetState(job, JobState.Scheduled);
             _scheduled.Enqueue((job, ++job.Version), job.RunAtMs);
+            Due(job.RunAtMs);
         }
         else
         {
@@ -114,6 +120,7 @@ internal sealed class LiveIndex
             job.LeaseExpiresMs = nowMs + leaseMs;
             job.ProgressJson = null;
             _leases.Enqueue((job, ++job.Version), job.LeaseExpiresMs);
+            Due(job.LeaseExpiresMs);
             ConveyorMetrics.JobStarted(queue.Name, job.Kind, (nowMs - job.RunAtMs) / 1000.0);
             picked.Add(job);
         }
@@ -142,6 +149,40 @@ internal sealed class LiveIndex
     {
         job.LeaseExpiresMs = expiresMs;
         _leases.Enqueue((job, ++job.Version), expiresMs);
+        Due(expiresMs);
+    }
+
+    private void Due(long atMs)
+    {
+        if (atMs >= _maintenanceAtMs) return;
+        _maintenanceAtMs = atMs;
+        MaintenanceDueEarlier?.Invoke();
+    }
+
+    /// <summary>A queue's settings changed: a new rate limit needs the maintenance loop's ticks.</summary>
+    public void SettingsChanged(QueueLine queue, long nowMs)
+    {
+        if (queue.Settings.RatePerSecond is not null) Due(nowMs);
+    }
+
+    /// <summary>
+    /// When maintenance next has work, remembered as the loop's wake-up: the earliest scheduled run_at or lease expiry
+    /// (entries made stale since count too: waking for one costs a pop), or the next tick while any queue has a rate limit
+    /// (its long polls wait for the bucket to refill); <see cref="long.MaxValue"/> when nothing is pending.
+    /// </summary>
+    public long NextMaintenanceMs(long nowMs, long tickMs)
+    {
+        var next = long.MaxValue;
+        if (_scheduled.TryPeek(out _, out var runAt)) next = runAt;
+        if (_leases.TryPeek(out _, out var expiresAt)) next = Math.Min(next, expiresAt);
+        foreach (var queue in _queues.Values)
+        {
+            if (queue.Settings.RatePerSecond is null) continue;
+            next = Math.Min(next, nowMs + tickMs);
+            break;
+        }
+        _maintenanceAtMs = next;
+        return next;
     }
 
     /// <summary>Moves scheduled jobs whose run_at has come to available.</summary>

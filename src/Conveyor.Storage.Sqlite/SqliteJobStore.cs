@@ -161,19 +161,48 @@ public sealed class SqliteJobStore : IJobStore
 
     // ---- maintenance: promotion of scheduled jobs and lease expiry ----------------------------------------------
 
+    /// <summary>
+    /// Sleeps until the earliest scheduled run_at or lease expiry (at least one tick, at most <see cref="IdleMaintenanceWait"/>),
+    /// woken earlier when an entry due sooner arrives: an idle server wakes about once a second instead of every tick,
+    /// and each wake-up of a thread-pool thread costs its spin on this machine's two cores (docs/benchmarks.md).
+    /// </summary>
     private async Task MaintenanceLoop()
     {
-        using var timer = new PeriodicTimer(_options.MaintenanceInterval, _time);
+        var tickMs = Math.Max(1, (long)_options.MaintenanceInterval.TotalMilliseconds);
         try
         {
-            while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+            while (true)
             {
+                Task dueEarlier;
+                long waitMs;
+                lock (_index.Gate)
+                {
+                    // A fresh signal before reading the heaps: an entry added after this read wakes the wait below.
+                    var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    _index.MaintenanceDueEarlier = () => signal.TrySetResult();
+                    dueEarlier = signal.Task;
+                    var now = NowMs;
+                    var next = _index.NextMaintenanceMs(now, tickMs);
+                    var idleMs = (long)IdleMaintenanceWait.TotalMilliseconds;
+                    // Due already: at once. Otherwise at least a tick, so a stream of leases does not wake it every millisecond.
+                    waitMs = next == long.MaxValue ? idleMs : next <= now ? 0 : Math.Clamp(next - now, tickMs, idleMs);
+                }
+                if (waitMs > 0)
+                {
+                    using var waitEnded = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+                    await Task.WhenAny(dueEarlier, Task.Delay(TimeSpan.FromMilliseconds(waitMs), _time, waitEnded.Token)).ConfigureAwait(false);
+                    await waitEnded.CancelAsync().ConfigureAwait(false);
+                }
+                _stopping.Token.ThrowIfCancellationRequested();
                 try { await RunMaintenanceAsync(_stopping.Token).ConfigureAwait(false); }
-                catch (Exception) when (!_stopping.IsCancellationRequested) { /* the next tick tries again */ }
+                catch (Exception) when (!_stopping.IsCancellationRequested) { /* the next wake-up tries again */ }
             }
         }
         catch (OperationCanceledException) { }
     }
+
+    /// <summary>The longest the maintenance loop sleeps with nothing due (a bound, should a wake-up ever be missed).</summary>
+    internal static readonly TimeSpan IdleMaintenanceWait = TimeSpan.FromSeconds(1);
 
     /// <summary>Promotes due scheduled jobs and expires lapsed leases once. The background loop calls this; so do tests.</summary>
     public async Task RunMaintenanceAsync(CancellationToken cancellationToken = default)

@@ -13,7 +13,10 @@ public sealed class SqliteStoreOptions
     /// <summary>Most write requests folded into one transaction (one fsync).</summary>
     public int MaxOpsPerCommit { get; init; } = 512;
 
-    /// <summary>How often the scheduler promotes due jobs and the reaper expires leases.</summary>
+    /// <summary>
+    /// The shortest pause between two runs of the maintenance loop (promoting due scheduled jobs, expiring leases, waking
+    /// rate-limited long polls): it sleeps until the earliest of those is due, but at least this long once it has run.
+    /// </summary>
     public TimeSpan MaintenanceInterval { get; init; } = TimeSpan.FromMilliseconds(50);
 
     /// <summary>Run the maintenance loop in the background. Tests turn it off and call it themselves.</summary>

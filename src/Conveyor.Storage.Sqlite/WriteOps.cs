@@ -294,6 +294,7 @@ internal sealed class ConfigureOp(string queue, QueueSettings settings) : WriteO
         var line = index.Queue(queue);
         line.Settings = settings;
         line.Signal();
+        index.SettingsChanged(line, nowMs);
     }
 }
 

@@ -90,6 +90,63 @@ public sealed class SqliteJobStoreTests : JobStoreContractTests
         Assert.Equal(3L, (long)command.ExecuteScalar()!);
     }
 
+    /// <summary>A store with its own maintenance loop running on the fake clock.</summary>
+    private SqliteJobStore OpenMaintained(string file) => SqliteJobStore.Open(new SqliteStoreOptions
+    {
+        Path = Path.Combine(_directory, file),
+        TimeProvider = Time,
+    });
+
+    /// <summary>
+    /// Moves the fake clock by <paramref name="first"/>, then a tick at a time while <paramref name="done"/> has not
+    /// completed within a second of real time (the loop reacts on its own thread); returns how far the clock moved.
+    /// </summary>
+    private async Task<TimeSpan> AdvanceUntil(Task done, TimeSpan first, TimeSpan tick)
+    {
+        Time.Advance(first);
+        var moved = first;
+        for (var i = 0; i < 40 && await Task.WhenAny(done, Task.Delay(TimeSpan.FromSeconds(1))) != done; i++)
+        {
+            Time.Advance(tick);
+            moved += tick;
+        }
+        await done.WaitAsync(TimeSpan.FromSeconds(10));
+        return moved;
+    }
+
+    private static readonly TimeSpan Tick = new SqliteStoreOptions { Path = "unused" }.MaintenanceInterval;
+
+    [Fact]
+    public async Task The_maintenance_loop_wakes_for_a_job_scheduled_while_it_sleeps()
+    {
+        await using var store = OpenMaintained("maintained.db");
+        // With nothing pending the loop sleeps up to a second; this job is due well before that.
+        var runAt = Time.GetUtcNow() + 6 * Tick;
+        var id = (await store.JobInsertManyAsync([new NewJob { Queue = "m", RunAt = runAt }], CancellationToken.None))[0].Id;
+        var lease = store.JobLeaseAvailableAsync(new LeaseRequest("m", 1, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), "w1"), CancellationToken.None).AsTask();
+
+        var moved = await AdvanceUntil(lease, 6 * Tick, Tick);
+
+        Assert.Equal(id, Assert.Single(await lease).Id);
+        Assert.True(moved <= 8 * Tick, $"promoted only after {moved.TotalMilliseconds} ms of the clock, for a job due after {(6 * Tick).TotalMilliseconds} ms");
+    }
+
+    [Fact]
+    public async Task The_maintenance_loop_wakes_for_a_lease_that_expires_before_its_next_wake_up()
+    {
+        await using var store = OpenMaintained("maintained.db");
+        await store.JobInsertManyAsync([new NewJob { Queue = "m" }], CancellationToken.None);
+        var first = Assert.Single(await store.JobLeaseAvailableAsync(new LeaseRequest("m", 1, 6 * Tick, TimeSpan.Zero, "w1"), CancellationToken.None));
+        var again = store.JobLeaseAvailableAsync(new LeaseRequest("m", 1, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), "w2"), CancellationToken.None).AsTask();
+
+        var moved = await AdvanceUntil(again, 6 * Tick, Tick);
+
+        var second = Assert.Single(await again);
+        Assert.Equal(first.Id, second.Id);
+        Assert.Equal(2, second.Attempt);
+        Assert.True(moved <= 8 * Tick, $"expired only after {moved.TotalMilliseconds} ms of the clock, for a lease of {(6 * Tick).TotalMilliseconds} ms");
+    }
+
     [Fact]
     public void A_new_database_is_created_without_telling_of_migrations() => Assert.Empty(_migrationsTold);
 
