@@ -50,6 +50,7 @@ public sealed class SqliteJobStore : IJobStore
         LoadLiveJobs(connection);
         _writer = new SqliteWriter(connection);
         _writerLoop = Task.Factory.StartNew(WriterLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        _index.MaintenanceDueEarlier = () => _maintenanceDue.TrySetResult();
         _maintenanceLoop = options.RunMaintenanceLoop ? Task.Run(MaintenanceLoop) : Task.CompletedTask;
     }
 
@@ -178,9 +179,8 @@ public sealed class SqliteJobStore : IJobStore
                 lock (_index.Gate)
                 {
                     // A fresh signal before reading the heaps: an entry added after this read wakes the wait below.
-                    var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                    _index.MaintenanceDueEarlier = () => signal.TrySetResult();
-                    dueEarlier = signal.Task;
+                    _maintenanceDue = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    dueEarlier = _maintenanceDue.Task;
                     var now = NowMs;
                     var next = _index.NextMaintenanceMs(now, tickMs);
                     var idleMs = (long)IdleMaintenanceWait.TotalMilliseconds;
@@ -200,6 +200,9 @@ public sealed class SqliteJobStore : IJobStore
         }
         catch (OperationCanceledException) { }
     }
+
+    // Completed (holding the index's Gate) when an entry falls due before the maintenance loop means to wake.
+    private TaskCompletionSource _maintenanceDue = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>The longest the maintenance loop sleeps with nothing due (a bound, should a wake-up ever be missed).</summary>
     internal static readonly TimeSpan IdleMaintenanceWait = TimeSpan.FromSeconds(1);
