@@ -264,7 +264,7 @@ internal abstract class FloorLog : IDisposable
     private Task _loop = Task.CompletedTask;
 
     protected void Start() =>
-        _loop = Task.Factory.StartNew(Loop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        _loop = Task.Factory.StartNew(Loop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     public Task AppendAsync(byte[] record)
     {
@@ -276,11 +276,13 @@ internal abstract class FloorLog : IDisposable
     /// <summary>Returns once every record of the group is durable.</summary>
     protected abstract void WriteGroup(List<byte[]> records);
 
-    private async Task Loop()
+    // On a thread of its own, blocking in the wait and the flush, as Conveyor's SQLite writer: resuming on the thread
+    // pool after each wait costs a hand-off per group (docs/benchmarks.md).
+    private void Loop()
     {
         var group = new List<(byte[] Record, TaskCompletionSource Done)>();
         var records = new List<byte[]>();
-        while (await _pending.Reader.WaitToReadAsync())
+        while (WaitForRecords())
         {
             group.Clear();
             records.Clear();
@@ -299,6 +301,12 @@ internal abstract class FloorLog : IDisposable
                 foreach (var item in group) item.Done.TrySetException(error);
             }
         }
+    }
+
+    private bool WaitForRecords()
+    {
+        var more = _pending.Reader.WaitToReadAsync();
+        return more.IsCompleted ? more.Result : more.AsTask().GetAwaiter().GetResult();
     }
 
     public virtual void Dispose()
