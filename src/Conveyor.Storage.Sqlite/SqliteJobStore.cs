@@ -112,7 +112,7 @@ public sealed class SqliteJobStore : IJobStore
     /// Runs on a thread of its own for the store's life and blocks there, in the wait for work and in each commit's
     /// flush. As an async loop it resumed on a thread-pool thread after every wait: one more hand-off per commit, and a
     /// pool thread held through the flush. The thread of its own cut the machine's context switches per W3 job from
-    /// about 25 to 16 and raised W3 by about a sixth on two cores (docs/benchmarks.md).
+    /// about 25 to 13 and raised W3 (eight producers) by about a tenth on two cores (docs/benchmarks.md).
     /// </summary>
     private void WriterLoop()
     {
