@@ -36,6 +36,10 @@ public static class ConveyorServer
         else builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.UseUtcTimestamp = true; });
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.Logging.AddFilter("Conveyor", LogLevel.Information);
+        // Hosting's request logger writes nothing at our levels, but while enabled at all ASP.NET Core gives every request
+        // a log scope and an Activity (with its trace id string and AsyncLocal copies). Off, a request gets an Activity
+        // only when something records spans (OTLP export, a listener); our spans find the caller's trace themselves.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         builder.WebHost.UseUrls($"http://{options.Host}:{options.Port}");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxBodyBytes);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
@@ -92,6 +96,11 @@ public static class ConveyorServer
             context.ProblemDetails.Detail ??= context.Exception is StoreUnavailableException unavailable
                 ? $"{unavailable.Message} Nothing was changed; retry later."
                 : context.Exception is not null ? "The server failed to handle this request; see the server log." : null;
+            // Without a request Activity (nothing records spans) the framework's trace_id is Kestrel's request id; the
+            // caller's own trace is the one worth quoting back.
+            if (System.Diagnostics.Activity.Current is null
+                && context.HttpContext.Request.Headers.TryGetValue("traceparent", out var traceParent) && traceParent.Count == 1)
+                context.ProblemDetails.Extensions["trace_id"] = traceParent[0];
         });
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
         builder.Services.AddOpenApi("v1", OpenApiDocument.Configure);
@@ -99,7 +108,7 @@ public static class ConveyorServer
 
         var app = builder.Build();
         app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = e => e is StoreUnavailableException ? 503 : 500 });
-        app.UseStatusCodePages();
+        app.UseMiddleware<Http.ProblemStatusMiddleware>();
         app.UseRouting();
         app.UseMiddleware<AccessControlMiddleware>();
         JobEndpoints.Map(app);

@@ -15,16 +15,34 @@ internal static class ServerTelemetry
 
     /// <summary>
     /// The traceparent a request gives the jobs it enqueues when their body names none (that one wins, in JobRequests):
-    /// the enqueue span's own (a child of the request's traceparent header), so a worker's handler span continues the
-    /// producer's trace. Without a traceparent header the server's span is given only when it is recorded (traces
-    /// exported): a trace that began in this request and that nobody records has nothing for a worker to continue, and
-    /// its 55 characters would be written into every version of the job's row.
+    /// the enqueue span's own when something records spans (a child of the request's traceparent header), else the
+    /// header itself, so a worker's handler span continues the producer's trace. Without a traceparent header the
+    /// server's span is given only when it is recorded (traces exported): a trace that began in this request and that
+    /// nobody records has nothing for a worker to continue, and its 55 characters would be written into every version
+    /// of the job's row.
     /// </summary>
     public static string? TraceParentFor(HttpContext context)
     {
         var header = context.Request.Headers.TryGetValue("traceparent", out var values) && values.Count == 1 ? values[0] : null;
         if (Activity.Current is { IdFormat: ActivityIdFormat.W3C } current && (header is not null || current.Recorded)) return current.Id;
         return header;
+    }
+
+    /// <summary>
+    /// A server span, or null when nothing listens. Its parent is the request's Activity when ASP.NET Core made one,
+    /// else the caller's <c>traceparent</c> header: the request gets no Activity of its own when only our source is
+    /// listened to (see the hosting log filter in ConveyorServer), and the span must still join the caller's trace.
+    /// </summary>
+    public static Activity? StartSpan(string name, HttpContext context)
+    {
+        if (!Source.HasListeners()) return null;
+        if (Activity.Current is null && context.Request.Headers.TryGetValue("traceparent", out var header) && header.Count == 1
+            && ActivityContext.TryParse(header[0], context.Request.Headers.TryGetValue("tracestate", out var state) ? state[0] : null,
+                out var parent))
+        {
+            return Source.StartActivity(name, ActivityKind.Internal, parent);
+        }
+        return Source.StartActivity(name);
     }
 
     public static void AddOtlpExportWhenConfigured(IServiceCollection services)

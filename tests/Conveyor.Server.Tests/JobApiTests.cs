@@ -362,8 +362,19 @@ public sealed class JobApiTests(ServerFixture server) : IClassFixture<ServerFixt
     {
         var response = await _http.GetAsync("/v1/nothing-here");
         Assert.Equal(404, (int)response.StatusCode);
-        var bytes = Encoding.UTF8.GetBytes("x");
-        Assert.NotEmpty(bytes);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType!.MediaType);
+        var problem = System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.Equal(404, (int)problem["status"]!);
+    }
+
+    [Fact]
+    public async Task Wrong_method_answers_405_problem_json()
+    {
+        var response = await _http.DeleteAsync($"/v1/queues/{_queue}/lease");
+        Assert.Equal(405, (int)response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType!.MediaType);
+        var problem = System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.Equal(405, (int)problem["status"]!);
     }
 }
 
@@ -400,6 +411,18 @@ public sealed class HealthAndTracingTests(ServerFixture server) : IClassFixture<
         var leased = (await _http.Lease(queue)).Single()!;
         Assert.Contains(traceId, (string)leased["trace_parent"]!);
         Assert.Contains(spans, s => s.OperationName == "conveyor.enqueue" && s.TraceId.ToHexString() == traceId);
+    }
+
+    [Fact]
+    public async Task A_problem_quotes_the_callers_trace()
+    {
+        const string traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/nothing-here");
+        request.Headers.Add("traceparent", traceParent);
+        using var response = await _http.SendAsync(request);
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, response.StatusCode);
+        var problem = System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.Contains("4bf92f3577b34da6a3ce929d0e0e4736", (string)problem["trace_id"]!);
     }
 
     // In the same class as the test above, so never beside its listener (one class's tests run one at a time): with no

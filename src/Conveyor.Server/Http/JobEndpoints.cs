@@ -10,12 +10,19 @@ internal static class JobEndpoints
 {
     public static void Map(IEndpointRouteBuilder app)
     {
+        // The producer and worker routes are given their singletons here: a handler parameter taken from the request's
+        // services makes ASP.NET Core create and dispose a DI scope for every request, a cost on the hottest routes.
+        var store = app.ServiceProvider.GetRequiredService<IJobStore>();
+        var options = app.ServiceProvider.GetRequiredService<ServerOptions>();
+        var time = app.ServiceProvider.GetRequiredService<TimeProvider>();
+        var push = app.ServiceProvider.GetRequiredService<Delivery.PushQueues>();
+        var lifetime = app.ServiceProvider.GetRequiredService<IHostApplicationLifetime>();
         var v1 = app.MapGroup("/v1")
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .WithTags("jobs");
-        v1.MapPost("/queues/{queue}/jobs", EnqueueOne).Requires(Access.Enqueue)
+        v1.MapPost("/queues/{queue}/jobs", (string queue, HttpContext context) => EnqueueOne(queue, context, store, options, time, push)).Requires(Access.Enqueue)
             .WithName("enqueueJob")
             .WithSummary("Enqueue one job")
             .Accepts<EnqueueBody>("application/json")
@@ -24,7 +31,7 @@ internal static class JobEndpoints
             .ProducesProblem(400)
             .ProducesProblem(409)
             .ProducesProblem(413);
-        v1.MapPost("/queues/{queue}/jobs/batch", EnqueueBatch).Requires(Access.Enqueue)
+        v1.MapPost("/queues/{queue}/jobs/batch", (string queue, HttpContext context) => EnqueueBatch(queue, context, store, options, time, push)).Requires(Access.Enqueue)
             .WithName("enqueueJobs")
             .WithSummary("Enqueue many jobs (JSON array, or NDJSON with Content-Type application/x-ndjson)")
             .Accepts<List<EnqueueBody>>("application/json", "application/x-ndjson")
@@ -32,7 +39,7 @@ internal static class JobEndpoints
             .ProducesProblem(400)
             .ProducesProblem(409)
             .ProducesProblem(413);
-        v1.MapPost("/queues/{queue}/lease", Lease).Requires(Access.Work)
+        v1.MapPost("/queues/{queue}/lease", (string queue, HttpContext context) => Lease(queue, context, store, lifetime, push)).Requires(Access.Work)
             .WithName("leaseJobs")
             .WithSummary("Lease available jobs, long-polling up to wait_ms")
             .Accepts<LeaseBody>("application/json")
@@ -40,7 +47,7 @@ internal static class JobEndpoints
             .Produces(204)
             .ProducesProblem(400)
             .ProducesProblem(409);
-        v1.MapPost("/jobs/{id:long}/heartbeat", Heartbeat).Requires(Access.Work)
+        v1.MapPost("/jobs/{id:long}/heartbeat", (long id, HttpContext context) => Heartbeat(id, context, store)).Requires(Access.Work)
             .WithName("heartbeatJob")
             .WithSummary("Extend a lease and record progress")
             .Accepts<HeartbeatBody>("application/json")
@@ -48,7 +55,7 @@ internal static class JobEndpoints
             .ProducesProblem(400)
             .ProducesProblem(404)
             .ProducesProblem(409);
-        v1.MapPost("/jobs/{id:long}/complete", Complete).Requires(Access.Work)
+        v1.MapPost("/jobs/{id:long}/complete", (long id, HttpContext context) => Complete(id, context, store, options)).Requires(Access.Work)
             .WithName("completeJob")
             .WithSummary("Complete a leased job with its result")
             .Accepts<CompleteBody>("application/json")
@@ -56,7 +63,7 @@ internal static class JobEndpoints
             .ProducesProblem(400)
             .ProducesProblem(404)
             .ProducesProblem(409);
-        v1.MapPost("/jobs/{id:long}/fail", Fail).Requires(Access.Work)
+        v1.MapPost("/jobs/{id:long}/fail", (long id, HttpContext context) => Fail(id, context, store, options)).Requires(Access.Work)
             .WithName("failJob")
             .WithSummary("Fail an attempt: retried with backoff, or dead")
             .Accepts<FailBody>("application/json")
@@ -64,7 +71,7 @@ internal static class JobEndpoints
             .ProducesProblem(400)
             .ProducesProblem(404)
             .ProducesProblem(409);
-        v1.MapPost("/jobs/{id:long}/release", Release).Requires(Access.Work)
+        v1.MapPost("/jobs/{id:long}/release", (long id, HttpContext context) => Release(id, context, store)).Requires(Access.Work)
             .WithName("releaseJob")
             .WithSummary("Hand a leased job back untouched")
             .Accepts<CompleteBody>("application/json")
@@ -72,7 +79,7 @@ internal static class JobEndpoints
             .ProducesProblem(400)
             .ProducesProblem(404)
             .ProducesProblem(409);
-        v1.MapPost("/jobs/ack", Ack).Requires(Access.Work)
+        v1.MapPost("/jobs/ack", (Func<HttpContext, Task<IResult>>)(context => Ack(context, store, options))).Requires(Access.Work)
             .WithName("ackJobs")
             .WithSummary("Complete, fail and release many jobs in one call")
             .Accepts<AckBody>("application/json")
@@ -148,7 +155,7 @@ internal static class JobEndpoints
             if (body.IsEmpty) return Problems.BadRequest("The request body is empty: send a JSON object such as {\"kind\": \"email.send\", \"payload\": {}}.");
             if (!RequestBody.TryParse(body.Span, BodyJson.Default.EnqueueBody, out var request, out var error)) return error!;
             if (request is null) return Problems.BadRequest("The request body must be a JSON object, not null.");
-            using var span = ServerTelemetry.Source.StartActivity("conveyor.enqueue");
+            using var span = ServerTelemetry.StartSpan("conveyor.enqueue", context);
             span?.SetTag("conveyor.queue", queue);
             if (!JobRequests.TryBuild(queue, request, time.GetUtcNow(), ServerTelemetry.TraceParentFor(context), out var job, out var invalid, options.DeliverySecrets))
                 return Problems.BadRequest(invalid!);
@@ -178,7 +185,7 @@ internal static class JobEndpoints
             if (requests!.Count > JobLimits.MaxBatchJobs)
                 return Problems.TooLarge($"A batch may hold at most {JobLimits.MaxBatchJobs:N0} jobs, not {requests.Count:N0}: split it.");
             var now = time.GetUtcNow();
-            using var span = ServerTelemetry.Source.StartActivity("conveyor.enqueue_batch");
+            using var span = ServerTelemetry.StartSpan("conveyor.enqueue_batch", context);
             span?.SetTag("conveyor.queue", queue);
             span?.SetTag("conveyor.jobs", requests.Count);
             var traceParent = ServerTelemetry.TraceParentFor(context);
@@ -275,7 +282,7 @@ internal static class JobEndpoints
         if (!JobRequests.TryLease(queue, request ?? new LeaseBody(), out var lease, out var invalid)) return Problems.BadRequest(invalid!);
         // A long poll ends early when the client goes away or the server is shutting down.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
-        using var span = ServerTelemetry.Source.StartActivity("conveyor.lease");
+        using var span = ServerTelemetry.StartSpan("conveyor.lease", context);
         span?.SetTag("conveyor.queue", queue);
         IReadOnlyList<Job> jobs;
         try
@@ -305,7 +312,7 @@ internal static class JobEndpoints
         var (request, error) = await ParseSmall(context, BodyJson.Default.CompleteBody, options.MaxJobBytes);
         if (request is null) return error!;
         if (!JobRequests.TryComplete(id, request, out var ack, out var invalid)) return Problems.BadRequest(invalid!);
-        using var span = ServerTelemetry.Source.StartActivity("conveyor.complete");
+        using var span = ServerTelemetry.StartSpan("conveyor.complete", context);
         span?.SetTag("conveyor.job_id", id);
         var outcome = (await store.JobAckManyAsync([ack], context.RequestAborted))[0];
         return await JobOrProblem(outcome, store);
@@ -316,7 +323,7 @@ internal static class JobEndpoints
         var (request, error) = await ParseSmall(context, BodyJson.Default.FailBody, options.MaxJobBytes);
         if (request is null) return error!;
         if (!JobRequests.TryFail(id, request, out var ack, out var invalid)) return Problems.BadRequest(invalid!);
-        using var span = ServerTelemetry.Source.StartActivity("conveyor.fail");
+        using var span = ServerTelemetry.StartSpan("conveyor.fail", context);
         span?.SetTag("conveyor.job_id", id);
         var outcome = (await store.JobAckManyAsync([ack], context.RequestAborted))[0];
         return await JobOrProblem(outcome, store);
@@ -376,7 +383,7 @@ internal static class JobEndpoints
         }
         if (acks.Count > JobLimits.MaxBatchJobs)
             return Problems.TooLarge($"One ack may carry at most {JobLimits.MaxBatchJobs:N0} items, not {acks.Count:N0}.");
-        using var span = ServerTelemetry.Source.StartActivity("conveyor.ack");
+        using var span = ServerTelemetry.StartSpan("conveyor.ack", context);
         span?.SetTag("conveyor.jobs", acks.Count);
         var outcomes = await store.JobAckManyAsync(acks, context.RequestAborted);
         return new JsonWriterResult(200, w =>

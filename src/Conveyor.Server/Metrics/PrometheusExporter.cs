@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Collections.Frozen;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text;
@@ -17,7 +18,12 @@ internal sealed class PrometheusExporter : IDisposable
     private static readonly double[] CountBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
 
     private static readonly HashSet<string> AspNetInstruments = ["http.server.request.duration"];
-    private static readonly HashSet<string> AspNetTags = ["http.request.method", "http.response.status_code", "http.route"];
+    // ASP.NET's tag names, each mapped once to its label name: a request's measurement then converts nothing.
+    private static readonly FrozenDictionary<string, string> AspNetTags =
+        new[] { "http.request.method", "http.response.status_code", "http.route" }.ToFrozenDictionary(n => n, Sanitize);
+
+    // Status codes arrive boxed as ints; their label text is made once per code, not once per request.
+    private static readonly string?[] IntLabels = new string?[1000];
 
     private readonly MeterListener _listener = new();
     private readonly ConcurrentDictionary<Instrument, InstrumentSeries> _instruments = new();
@@ -94,7 +100,7 @@ internal sealed class PrometheusExporter : IDisposable
         : value.ToString("R", CultureInfo.InvariantCulture);
 
     /// <summary>All series (one per distinct tag set) of one instrument.</summary>
-    private sealed class InstrumentSeries(Instrument instrument, double[]? buckets, HashSet<string>? keepTags)
+    private sealed class InstrumentSeries(Instrument instrument, double[]? buckets, FrozenDictionary<string, string>? keepTags)
     {
         private readonly ConcurrentDictionary<TagSet, Series> _series = new();
 
@@ -123,16 +129,16 @@ internal sealed class PrometheusExporter : IDisposable
     /// <summary>Up to four (name, value) pairs; enough for every instrument we export.</summary>
     private readonly record struct TagSet(string? N0, string? V0, string? N1, string? V1, string? N2, string? V2, string? N3, string? V3)
     {
-        public static TagSet From(ReadOnlySpan<KeyValuePair<string, object?>> tags, HashSet<string>? keep)
+        public static TagSet From(ReadOnlySpan<KeyValuePair<string, object?>> tags, FrozenDictionary<string, string>? keep)
         {
             var set = default(TagSet);
             var n = 0;
             foreach (var tag in tags)
             {
-                if (keep is not null && !keep.Contains(tag.Key)) continue;
-                // Our own tags are already valid label names and strings; only ASP.NET's need converting.
-                var name = keep is null ? tag.Key : Sanitize(tag.Key);
-                var value = tag.Value as string ?? Convert.ToString(tag.Value, CultureInfo.InvariantCulture) ?? "";
+                // Our own tags are already valid label names; ASP.NET's are kept only when listed, under their label name.
+                var name = tag.Key;
+                if (keep is not null && !keep.TryGetValue(tag.Key, out name)) continue;
+                var value = LabelValue(tag.Value);
                 set = n switch
                 {
                     0 => set with { N0 = name, V0 = value },
@@ -144,6 +150,16 @@ internal sealed class PrometheusExporter : IDisposable
                 n++;
             }
             return set;
+        }
+
+        private static string LabelValue(object? value)
+        {
+            if (value is string text) return text;
+            if (value is int code && (uint)code < (uint)IntLabels.Length)
+            {
+                return IntLabels[code] ??= code.ToString(CultureInfo.InvariantCulture);
+            }
+            return Convert.ToString(value, CultureInfo.InvariantCulture) ?? "";
         }
 
         public IEnumerable<(string Name, string Value)> Pairs()
