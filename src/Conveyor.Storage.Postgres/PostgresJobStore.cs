@@ -298,21 +298,22 @@ public sealed partial class PostgresJobStore : IJobStore
                 command.BatchCommands.Add(lockPartitions);
             }
             var keyed = duplicateOf.Count > 0;
-            var insert = new NpgsqlBatchCommand(keyed ? _sql.InsertMany : _sql.InsertManyNew);
+            var sql = keyed ? _sql.InsertMany : _sql.InsertManyNew;
+            var insert = new NpgsqlBatchCommand(sql.Text);
             var p = insert.Parameters;
-            p.AddWithValue("queue", queues.ToArray());
-            p.AddWithValue("kind", kinds.ToArray());
-            p.AddWithValue("state", states.ToArray());
-            p.AddWithValue("priority", priorities.ToArray());
-            p.AddWithValue("run_at", runAts.ToArray());
-            p.AddWithValue("max_attempts", maxAttempts.ToArray());
-            p.AddWithValue("payload", payloads.ToArray());
-            if (keyed) p.AddWithValue("idempotency_key", keys.ToArray());
-            p.AddWithValue("partition_key", partitions.ToArray());
-            p.AddWithValue("tags", tags.ToArray());
-            p.AddWithValue("trace_parent", traces.ToArray());
-            p.AddWithValue("destinations", destinations.ToArray());
-            p.AddWithValue("now", now);
+            sql.Add(p, "queue", queues.ToArray());
+            sql.Add(p, "kind", kinds.ToArray());
+            sql.Add(p, "state", states.ToArray());
+            sql.Add(p, "priority", priorities.ToArray());
+            sql.Add(p, "run_at", runAts.ToArray());
+            sql.Add(p, "max_attempts", maxAttempts.ToArray());
+            sql.Add(p, "payload", payloads.ToArray());
+            if (keyed) sql.Add(p, "idempotency_key", keys.ToArray());
+            sql.Add(p, "partition_key", partitions.ToArray());
+            sql.Add(p, "tags", tags.ToArray());
+            sql.Add(p, "trace_parent", traces.ToArray());
+            sql.Add(p, "destinations", destinations.ToArray());
+            sql.Add(p, "now", now);
             command.BatchCommands.Add(insert);
             await using var r = await command.ExecuteReaderAsync().ConfigureAwait(false);
             if (partitionLocks.Count > 0) await r.NextResultAsync().ConfigureAwait(false);
@@ -503,8 +504,14 @@ public sealed partial class PostgresJobStore : IJobStore
     /// <summary>The one-statement lease of a queue without limits; null (nothing leased) when the queue has limits.</summary>
     private async Task<List<Job>?> LeaseFast(NpgsqlConnection connection, LeaseRequest request, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await using var command = Command(connection, _sql.Lease);
-        AddLeaseParameters(command.Parameters, request, now);
+        await using var command = Command(connection, _sql.Lease.Text);
+        var p = command.Parameters;
+        _sql.Lease.Add(p, "queue", request.Queue);
+        _sql.Lease.Add(p, "max", request.Max);
+        _sql.Lease.Add(p, "owner", request.Worker);
+        _sql.Lease.Add(p, "token", LeaseTokenPrefix());
+        _sql.Lease.Add(p, "expires", now + request.LeaseDuration);
+        _sql.Lease.Add(p, "now", now);
         var jobs = new List<Job>();
         var limited = false;
         await using (var r = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
@@ -521,12 +528,14 @@ public sealed partial class PostgresJobStore : IJobStore
         return null;
     }
 
+    private static string LeaseTokenPrefix() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) + "-";
+
     private static void AddLeaseParameters(NpgsqlParameterCollection p, LeaseRequest request, DateTimeOffset now)
     {
         p.AddWithValue("queue", request.Queue);
         p.AddWithValue("max", request.Max);
         p.AddWithValue("owner", (object?)request.Worker ?? DBNull.Value);
-        p.AddWithValue("token", Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) + "-");
+        p.AddWithValue("token", LeaseTokenPrefix());
         p.AddWithValue("expires", now + request.LeaseDuration);
         p.AddWithValue("now", now);
     }
@@ -576,12 +585,13 @@ public sealed partial class PostgresJobStore : IJobStore
         {
             // One round trip, one implicit transaction: the planner setting first (see JobsSql.PlanByKey), then the completes.
             batch.BatchCommands.Add(new NpgsqlBatchCommand(JobsSql.PlanByKey));
-            var command = new NpgsqlBatchCommand(_sql.CompleteMany);
-            command.Parameters.AddWithValue("ids", acks.Select(a => a.Id).ToArray());
-            command.Parameters.AddWithValue("tokens", acks.Select(a => a.LeaseToken).ToArray());
-            command.Parameters.AddWithValue("results", acks.Select(a => a.ResultJson).ToArray());
-            command.Parameters.AddWithValue("now", now);
-            command.Parameters.AddWithValue("channel", _channel);
+            var sql = _sql.CompleteMany;
+            var command = new NpgsqlBatchCommand(sql.Text);
+            sql.Add(command.Parameters, "ids", acks.Select(a => a.Id).ToArray());
+            sql.Add(command.Parameters, "tokens", acks.Select(a => a.LeaseToken).ToArray());
+            sql.Add(command.Parameters, "results", acks.Select(a => a.ResultJson).ToArray());
+            sql.Add(command.Parameters, "now", now);
+            sql.Add(command.Parameters, "channel", _channel);
             batch.BatchCommands.Add(command);
             await using var r = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await r.NextResultAsync(cancellationToken).ConfigureAwait(false);
@@ -1176,14 +1186,14 @@ internal sealed class Statements(string schema)
     public readonly string StatesByIds = Sql.For(schema, JobsSql.StatesByIds);
     public readonly string FinishedAmong = Sql.For(schema, JobsSql.FinishedAmong);
     public readonly string LockPartitions = Sql.For(schema, JobsSql.LockPartitions);
-    public readonly string InsertMany = Sql.For(schema, JobsSql.InsertMany);
-    public readonly string InsertManyNew = Sql.For(schema, JobsSql.InsertManyNew);
+    public readonly PositionalSql InsertMany = new(schema, JobsSql.InsertMany, InsertParameters(keyed: true));
+    public readonly PositionalSql InsertManyNew = new(schema, JobsSql.InsertManyNew, InsertParameters(keyed: false));
     public readonly string FindIdempotent = Sql.For(schema, JobsSql.FindIdempotent);
     public readonly string Notify = Sql.For(schema, JobsSql.Notify);
     public readonly string NotifyAsync = Sql.For(schema, JobsSql.NotifyAsync);
-    public readonly string Lease = Sql.For(schema, JobsSql.Lease);
+    public readonly PositionalSql Lease = new(schema, JobsSql.Lease, "queue", "max", "owner", "token", "expires", "now");
     public readonly string Heartbeat = Sql.For(schema, JobsSql.Heartbeat);
-    public readonly string CompleteMany = Sql.For(schema, JobsSql.CompleteMany);
+    public readonly PositionalSql CompleteMany = new(schema, JobsSql.CompleteMany, "ids", "tokens", "results", "now", "channel");
     public readonly string LockForAck = Sql.For(schema, JobsSql.LockForAck);
     public readonly string CompleteSet = Sql.For(schema, JobsSql.CompleteSet);
     public readonly string RetrySet = Sql.For(schema, JobsSql.RetrySet);
@@ -1210,6 +1220,12 @@ internal sealed class Statements(string schema)
     public readonly string ScheduleRecordFired = Sql.For(schema, SchedulesSql.RecordFired);
 
     public string Search(JobQuery query) => Sql.For(schema, JobsSql.Search(query));
+
+    private static string[] InsertParameters(bool keyed) => keyed
+        ? ["queue", "kind", "state", "priority", "run_at", "max_attempts", "payload", "idempotency_key", "partition_key", "tags",
+            "trace_parent", "destinations", "now"]
+        : ["queue", "kind", "state", "priority", "run_at", "max_attempts", "payload", "partition_key", "tags", "trace_parent",
+            "destinations", "now"];
 }
 
 /// <summary>The small JSON texts the store writes itself.</summary>
