@@ -25,6 +25,9 @@ internal sealed class LiveIndex
 
     public IEnumerable<QueueLine> Queues => _queues.Values;
 
+    /// <summary>Jobs inserted since the store opened (replays not counted); written under <see cref="Gate"/>.</summary>
+    public long Enqueued;
+
     public int Count => _jobs.Count;
 
     public LiveJob? Find(long id) => _jobs.GetValueOrDefault(id);

@@ -29,7 +29,7 @@ public sealed class SqliteJobStore : IJobStore
     private readonly Task _writerLoop;
     private readonly Task _maintenanceLoop;
     private readonly CancellationTokenSource _stopping = new();
-    private long _enqueued, _completed, _failed;
+    private long _completed, _failed;
     private int _disposed;
 
     private SqliteJobStore(SqliteStoreOptions options)
@@ -164,10 +164,18 @@ public sealed class SqliteJobStore : IJobStore
         return true;
     }
 
-    private async Task<T> Submit<T>(WriteOp<T> op, CancellationToken cancellationToken)
+    private Task<T> Submit<T>(WriteOp<T> op, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        await _writes.Writer.WriteAsync(op, cancellationToken).ConfigureAwait(false);
+        // Most writes find room in the channel at once: the op's own task is then the answer, with no state machine (and
+        // its allocation and continuation) between it and the caller.
+        var queued = _writes.Writer.WriteAsync(op, cancellationToken);
+        return queued.IsCompletedSuccessfully ? op.Task : AfterQueued(queued, op);
+    }
+
+    private static async Task<T> AfterQueued<T>(ValueTask queued, WriteOp<T> op)
+    {
+        await queued.ConfigureAwait(false);
         // Once queued, the write happens: do not abandon it on cancellation, or the caller could not tell.
         return await op.Task.ConfigureAwait(false);
     }
@@ -445,19 +453,14 @@ public sealed class SqliteJobStore : IJobStore
     public ValueTask<StoreStats> StatsAsync(CancellationToken cancellationToken)
     {
         var queues = ListQueues();
-        return ValueTask.FromResult(new StoreStats(queues, Interlocked.Read(ref _enqueued), Interlocked.Read(ref _completed),
+        return ValueTask.FromResult(new StoreStats(queues, Interlocked.Read(ref _index.Enqueued), Interlocked.Read(ref _completed),
             Interlocked.Read(ref _failed)));
     }
 
     // ---- writes -------------------------------------------------------------------------------------------------
 
-    public async ValueTask<IReadOnlyList<InsertedJob>> JobInsertManyAsync(IReadOnlyList<NewJob> jobs, CancellationToken cancellationToken)
-    {
-        if (jobs.Count == 0) return [];
-        var inserted = await Submit(new InsertOp(jobs), cancellationToken).ConfigureAwait(false);
-        Interlocked.Add(ref _enqueued, inserted.Count(j => !j.Replayed));
-        return inserted;
-    }
+    public ValueTask<IReadOnlyList<InsertedJob>> JobInsertManyAsync(IReadOnlyList<NewJob> jobs, CancellationToken cancellationToken) =>
+        jobs.Count == 0 ? ValueTask.FromResult<IReadOnlyList<InsertedJob>>([]) : new(Submit(new InsertOp(jobs), cancellationToken));
 
     public async ValueTask<IReadOnlyList<Job>> JobLeaseAvailableAsync(LeaseRequest request, CancellationToken cancellationToken)
     {

@@ -62,6 +62,7 @@ internal sealed class InsertOp(IReadOnlyList<NewJob> jobs) : WriteOp<IReadOnlyLi
         {
             if (_results[i].Replayed) continue;
             var job = jobs[i];
+            index.Enqueued++;
             index.Add(new LiveJob(_results[i].Id, index.Queue(job.Queue), index.Intern(job.Kind), job.Priority, _runAtMs[i], 0, job.MaxAttempts, job.PartitionKey), nowMs);
             ConveyorMetrics.JobEnqueued(job.Queue, job.Kind);
         }
