@@ -41,8 +41,8 @@ public sealed partial class PostgresJobStore
             var lockQueue = new NpgsqlBatchCommand(_sql.LockLimitedQueue);
             lockQueue.Parameters.AddWithValue("queue", request.Queue);
             batch.BatchCommands.Add(lockQueue);
-            var lease = new NpgsqlBatchCommand(_sql.LeaseLimited);
-            AddLeaseParameters(lease.Parameters, request, now);
+            var lease = new NpgsqlBatchCommand(_sql.LeaseLimited.Text);
+            AddLeaseParameters(_sql.LeaseLimited, lease.Parameters, request, now);
             batch.BatchCommands.Add(lease);
             await using var r = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             if (await r.ReadAsync(cancellationToken).ConfigureAwait(false))

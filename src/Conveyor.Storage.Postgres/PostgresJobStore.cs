@@ -505,13 +505,7 @@ public sealed partial class PostgresJobStore : IJobStore
     private async Task<List<Job>?> LeaseFast(NpgsqlConnection connection, LeaseRequest request, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var command = Command(connection, _sql.Lease.Text);
-        var p = command.Parameters;
-        _sql.Lease.Add(p, "queue", request.Queue);
-        _sql.Lease.Add(p, "max", request.Max);
-        _sql.Lease.Add(p, "owner", request.Worker);
-        _sql.Lease.Add(p, "token", LeaseTokenPrefix());
-        _sql.Lease.Add(p, "expires", now + request.LeaseDuration);
-        _sql.Lease.Add(p, "now", now);
+        AddLeaseParameters(_sql.Lease, command.Parameters, request, now);
         var jobs = new List<Job>();
         var limited = false;
         await using (var r = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
@@ -528,16 +522,15 @@ public sealed partial class PostgresJobStore : IJobStore
         return null;
     }
 
-    private static string LeaseTokenPrefix() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) + "-";
-
-    private static void AddLeaseParameters(NpgsqlParameterCollection p, LeaseRequest request, DateTimeOffset now)
+    /// <summary>The parameters of both lease statements (<see cref="Statements.LeaseParameters"/>), in their order.</summary>
+    private static void AddLeaseParameters(PositionalSql sql, NpgsqlParameterCollection p, LeaseRequest request, DateTimeOffset now)
     {
-        p.AddWithValue("queue", request.Queue);
-        p.AddWithValue("max", request.Max);
-        p.AddWithValue("owner", (object?)request.Worker ?? DBNull.Value);
-        p.AddWithValue("token", LeaseTokenPrefix());
-        p.AddWithValue("expires", now + request.LeaseDuration);
-        p.AddWithValue("now", now);
+        sql.Add(p, "queue", request.Queue);
+        sql.Add(p, "max", request.Max);
+        sql.Add(p, "owner", request.Worker);
+        sql.Add(p, "token", Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) + "-");
+        sql.Add(p, "expires", now + request.LeaseDuration);
+        sql.Add(p, "now", now);
     }
 
     public ValueTask<JobOutcome> JobHeartbeatAsync(long id, string leaseToken, TimeSpan extendBy, string? progressJson, CancellationToken cancellationToken) =>
@@ -1191,7 +1184,8 @@ internal sealed class Statements(string schema)
     public readonly string FindIdempotent = Sql.For(schema, JobsSql.FindIdempotent);
     public readonly string Notify = Sql.For(schema, JobsSql.Notify);
     public readonly string NotifyAsync = Sql.For(schema, JobsSql.NotifyAsync);
-    public readonly PositionalSql Lease = new(schema, JobsSql.Lease, "queue", "max", "owner", "token", "expires", "now");
+    public static readonly string[] LeaseParameters = ["queue", "max", "owner", "token", "expires", "now"];
+    public readonly PositionalSql Lease = new(schema, JobsSql.Lease, LeaseParameters);
     public readonly string Heartbeat = Sql.For(schema, JobsSql.Heartbeat);
     public readonly PositionalSql CompleteMany = new(schema, JobsSql.CompleteMany, "ids", "tokens", "results", "now", "channel");
     public readonly string LockForAck = Sql.For(schema, JobsSql.LockForAck);
@@ -1211,7 +1205,7 @@ internal sealed class Statements(string schema)
     public readonly string SetPaused = Sql.For(schema, QueuesSql.SetPaused);
     public readonly string Configure = Sql.For(schema, QueuesSql.Configure);
     public readonly string LockLimitedQueue = Sql.For(schema, JobsSql.LockLimitedQueue);
-    public readonly string LeaseLimited = Sql.For(schema, JobsSql.LeaseLimited);
+    public readonly PositionalSql LeaseLimited = new(schema, JobsSql.LeaseLimited, LeaseParameters);
     public readonly string Delete = Sql.For(schema, JobsSql.Delete);
     public readonly string DeleteFinished = Sql.For(schema, JobsSql.DeleteFinished);
     public readonly string ScheduleUpsert = Sql.For(schema, SchedulesSql.Upsert);

@@ -25,8 +25,11 @@ internal sealed class LiveIndex
 
     public IEnumerable<QueueLine> Queues => _queues.Values;
 
-    /// <summary>Jobs inserted since the store opened (replays not counted); written under <see cref="Gate"/>.</summary>
-    public long Enqueued;
+    /// <summary>
+    /// Since the store opened: jobs inserted (replays not counted), attempts completed, attempts failed. Counted by the
+    /// writes' after-commit steps, so written under <see cref="Gate"/>; read with <c>Interlocked.Read</c>.
+    /// </summary>
+    public long Enqueued, Completed, Failed;
 
     public int Count => _jobs.Count;
 

@@ -29,7 +29,6 @@ public sealed class SqliteJobStore : IJobStore
     private readonly Task _writerLoop;
     private readonly Task _maintenanceLoop;
     private readonly CancellationTokenSource _stopping = new();
-    private long _completed, _failed;
     private int _disposed;
 
     private SqliteJobStore(SqliteStoreOptions options)
@@ -453,8 +452,8 @@ public sealed class SqliteJobStore : IJobStore
     public ValueTask<StoreStats> StatsAsync(CancellationToken cancellationToken)
     {
         var queues = ListQueues();
-        return ValueTask.FromResult(new StoreStats(queues, Interlocked.Read(ref _index.Enqueued), Interlocked.Read(ref _completed),
-            Interlocked.Read(ref _failed)));
+        return ValueTask.FromResult(new StoreStats(queues, Interlocked.Read(ref _index.Enqueued), Interlocked.Read(ref _index.Completed),
+            Interlocked.Read(ref _index.Failed)));
     }
 
     // ---- writes -------------------------------------------------------------------------------------------------
@@ -551,12 +550,7 @@ public sealed class SqliteJobStore : IJobStore
         if (claimed.Count > 0)
         {
             var results = await Submit(new AckOp(claimed, _options.RetryPolicy), cancellationToken).ConfigureAwait(false);
-            for (var k = 0; k < results.Length; k++)
-            {
-                outcomes[claimedAt[k]] = results[k];
-                if (results[k].State == JobState.Completed) Interlocked.Increment(ref _completed);
-                else Interlocked.Increment(ref _failed);
-            }
+            for (var k = 0; k < results.Length; k++) outcomes[claimedAt[k]] = results[k];
         }
         return outcomes;
     }

@@ -120,6 +120,8 @@ internal sealed class AckOp(IReadOnlyList<ClaimedAck> acks, RetryPolicy policy) 
             var job = acks[i].Job;
             var state = _results[i].State!.Value;
             ConveyorMetrics.JobFinishedAttempt(job.Queue.Name, job.Kind, state, (nowMs - acks[i].StartedMs) / 1000.0);
+            if (state == JobState.Completed) index.Completed++;
+            else index.Failed++;
             if (state is JobState.Scheduled or JobState.Available) index.Reschedule(job, _runAtMs[i], nowMs);
             else index.Finish(job, state);
         }
