@@ -54,7 +54,10 @@ public sealed class ServerOptions
     /// <summary>How often the retention sweep runs.</summary>
     public TimeSpan RetentionInterval { get; init; } = TimeSpan.FromMinutes(1);
 
-    /// <summary>How often the cron scheduler looks for due occurrences.</summary>
+    /// <summary>
+    /// On PostgreSQL, the longest the cron scheduler sleeps between looks (other servers may change schedules); it
+    /// otherwise sleeps until the next occurrence, and on SQLite up to a minute. Also its pause after a failed look.
+    /// </summary>
     public TimeSpan SchedulerInterval { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Push deliveries in flight at once across all push queues (docs/delivery.md).</summary>
@@ -66,7 +69,7 @@ public sealed class ServerOptions
     /// <summary>Backoff after the first failed delivery; doubles with each attempt (with jitter), up to an hour.</summary>
     public TimeSpan DeliveryRetryBase { get; init; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>How often the dispatcher looks for push queues made elsewhere (another server on the same PostgreSQL).</summary>
+    /// <summary>How often the dispatcher looks for push queues made elsewhere (another server on the same PostgreSQL); on SQLite once a minute.</summary>
     public TimeSpan DeliveryDiscoveryInterval { get; init; } = TimeSpan.FromSeconds(2);
 
     /// <summary>Environment variables that destination headers may name as <c>{{NAME}}</c>; no others can be read.</summary>
@@ -81,7 +84,10 @@ public sealed class ServerOptions
     /// <summary>How often the submission retention sweep runs.</summary>
     public TimeSpan SubmissionSweepInterval { get; init; } = TimeSpan.FromMinutes(1);
 
-    /// <summary>How often completion callbacks are looked for besides the wake-up when a submission finishes here.</summary>
+    /// <summary>
+    /// How often completion callbacks are looked for on PostgreSQL besides the wake-up when a submission finishes here
+    /// (on SQLite, where every finish wakes it, once a minute), and the pause after a failed look on either store.
+    /// </summary>
     public TimeSpan SubmissionCallbackInterval { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Time source for the store; tests pass a fake.</summary>

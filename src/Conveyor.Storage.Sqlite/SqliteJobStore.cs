@@ -183,8 +183,8 @@ public sealed class SqliteJobStore : IJobStore
 
     /// <summary>
     /// Sleeps until the earliest scheduled run_at or lease expiry (at least one tick, at most <see cref="IdleMaintenanceWait"/>),
-    /// woken earlier when an entry due sooner arrives: an idle server wakes about once a second instead of every tick,
-    /// and each wake-up of a thread-pool thread costs its spin on this machine's two cores (docs/benchmarks.md).
+    /// woken earlier when an entry due sooner arrives: an idle server wakes it once a minute instead of every tick, and
+    /// each wake-up of a thread-pool thread costs its spin on this machine's two cores (docs/benchmarks.md).
     /// </summary>
     private async Task MaintenanceLoop()
     {
@@ -223,8 +223,11 @@ public sealed class SqliteJobStore : IJobStore
     // Completed (holding the index's Gate) when an entry falls due before the maintenance loop means to wake.
     private TaskCompletionSource _maintenanceDue = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <summary>The longest the maintenance loop sleeps with nothing due (a bound, should a wake-up ever be missed).</summary>
-    internal static readonly TimeSpan IdleMaintenanceWait = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// The longest the maintenance loop sleeps with nothing due: every entry reaches the heaps through this process and
+    /// wakes it when due sooner, so this only bounds a wake-up that was somehow missed.
+    /// </summary>
+    internal static readonly TimeSpan IdleMaintenanceWait = TimeSpan.FromMinutes(1);
 
     /// <summary>Promotes due scheduled jobs and expires lapsed leases once. The background loop calls this; so do tests.</summary>
     public async Task RunMaintenanceAsync(CancellationToken cancellationToken = default)

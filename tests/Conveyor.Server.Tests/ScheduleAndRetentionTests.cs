@@ -113,6 +113,28 @@ public sealed class ScheduleAndRetentionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_scheduler_sleeps_until_the_next_occurrence_and_wakes_for_a_schedule_made_meanwhile()
+    {
+        // With no schedule the loop sleeps its full recheck (a minute); this one's first occurrence is 30 s away.
+        Assert.Equal(201, (await _http.Send(HttpMethod.Put, "/v1/schedules/every-minute", """{"cron":"* * * * *","queue":"woken","job":{"kind":"tick"}}""")).Status);
+        var store = _server.Services.GetRequiredService<IJobStore>();
+        var leased = store.JobLeaseAvailableAsync(new LeaseRequest("woken", 1, TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(10), "w"), CancellationToken.None).AsTask();
+
+        _time.Advance(TimeSpan.FromSeconds(30)); // 12:01:00, the first occurrence
+        var moved = TimeSpan.FromSeconds(30);
+        // The loop reacts on its own thread: a second of real time per step, then the clock moves a second.
+        for (var i = 0; i < 45 && await Task.WhenAny(leased, Task.Delay(TimeSpan.FromSeconds(1))) != leased; i++)
+        {
+            _time.Advance(TimeSpan.FromSeconds(1));
+            moved += TimeSpan.FromSeconds(1);
+        }
+        var job = Assert.Single(await leased.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        Assert.Equal("schedule:every-minute:" + new DateTimeOffset(2026, 11, 23, 12, 1, 0, TimeSpan.Zero).ToUnixTimeMilliseconds(), job.IdempotencyKey);
+        Assert.True(moved < CronScheduler.ExclusiveStoreRecheck, $"enqueued only after {moved.TotalSeconds} s of the clock, for an occurrence 30 s away");
+    }
+
+    [Fact]
     public async Task Retention_deletes_finished_jobs_older_than_the_queue_setting_or_the_server_default()
     {
         var (status, queue, _) = await _http.Send(HttpMethod.Put, "/v1/queues/short/settings", """{"retention_ms":3600000}""");

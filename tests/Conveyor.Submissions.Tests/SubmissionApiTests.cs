@@ -342,6 +342,25 @@ public abstract class SubmissionApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_submission_failed_by_an_expired_lease_enqueues_its_callback_job()
+    {
+        // The lease reaper fails the last attempt; it must wake the dispatcher as a failure over HTTP does.
+        var queue = SubmissionServer.UniqueQueue();
+        var callbacks = SubmissionServer.UniqueQueue("cb");
+        var id = (await Submit($$"""
+            {"queue":"{{queue}}","max_chunk_retries":0,"chunks":[{"data":1}],"on_complete":{"queue":"{{callbacks}}","kind":"report"} }
+            """))["id"].Long();
+        var (reserved, chunks) = await Server.Post("/v1/chunks/reserve", $$"""{"queue":"{{queue}}","lease_ms":1000}""");
+        Assert.Equal(200, reserved);
+        Assert.Single(chunks!["chunks"]!.AsArray());
+        var (status, jobs) = await Server.Post($"/v1/queues/{callbacks}/lease", """{"max":1,"wait_ms":20000,"lease_ms":60000}""");
+        Assert.Equal(200, status);
+        var job = jobs!.AsArray().Single()!;
+        Assert.Equal(id, job["payload"]!["submission"]!["id"].Long());
+        Assert.Equal("failed", job["payload"]!["submission"]!["state"].Text());
+    }
+
+    [Fact]
     public async Task A_callback_with_a_destination_is_delivered_as_a_webhook()
     {
         var received = System.Threading.Channels.Channel.CreateUnbounded<string>();

@@ -139,7 +139,7 @@ internal static class AdminEndpoints
             ? new JsonWriterResult(200, w => WriteSchedule(w, schedule, time.GetUtcNow()))
             : Problems.NotFound($"Schedule '{JobRequests.Truncate(name)}' was not found.");
 
-    private static async Task<IResult> Upsert(string name, HttpContext context, IJobStore store, TimeProvider time)
+    private static async Task<IResult> Upsert(string name, HttpContext context, IJobStore store, TimeProvider time, CronScheduler scheduler)
     {
         if (!JobLimits.IsValidQueueName(name))
             return Problems.BadRequest($"'{JobRequests.Truncate(name)}' is not a valid schedule name: use 1-{JobLimits.MaxNameLength} letters, digits, '.', '_', '-' or ':'.");
@@ -162,6 +162,7 @@ internal static class AdminEndpoints
             Template = newJob,
             Paused = body.Paused ?? false,
         }, context.RequestAborted);
+        scheduler.Wake(); // its first occurrence may come before the scheduler meant to look again
         return new JsonWriterResult(existed ? 200 : 201, w => WriteSchedule(w, stored, time.GetUtcNow()));
     }
 

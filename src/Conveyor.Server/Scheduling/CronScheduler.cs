@@ -10,45 +10,88 @@ namespace Conveyor.Server.Scheduling;
 /// </summary>
 public sealed class CronScheduler(IJobStore store, TimeProvider time, ServerOptions options, ILogger<CronScheduler> logger) : BackgroundService
 {
+    /// <summary>
+    /// The longest the loop sleeps on a store only this process writes (SQLite) when no occurrence is due sooner: every
+    /// schedule change comes through this process and wakes it, so this only bounds a wake-up that was somehow missed.
+    /// </summary>
+    internal static readonly TimeSpan ExclusiveStoreRecheck = TimeSpan.FromMinutes(1);
+
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
+    private TaskCompletionSource _changed = NewSignal();
+
+    /// <summary>A schedule was created, replaced or deleted through this server: plan the next wake-up again now.</summary>
+    public void Wake() => Volatile.Read(ref _changed).TrySetResult();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(options.SchedulerInterval, time);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+        // Sleeps until the next occurrence of any schedule rather than ticking: an idle server has no wake-up to pay for.
+        // On a shared store (PostgreSQL) other servers may change schedules, so it looks at least every SchedulerInterval.
+        var recheck = options.PostgresConnectionString is null ? ExclusiveStoreRecheck : options.SchedulerInterval;
+        while (!stoppingToken.IsCancellationRequested)
         {
+            // A fresh signal before reading the schedules: a change made after the read wakes the wait below.
+            Volatile.Write(ref _changed, NewSignal());
+            var wait = recheck;
             try
             {
-                await RunOnceAsync(stoppingToken);
+                var (_, next) = await RunAsync(stoppingToken);
+                if (next is { } at) wait = Clamp(at - time.GetUtcNow(), recheck);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 Log.SchedulerFailed(logger, e);
+                wait = options.SchedulerInterval;
+            }
+            using var sleeping = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            try
+            {
+                await Task.WhenAny(Volatile.Read(ref _changed).Task, Task.Delay(wait, time, sleeping.Token));
+            }
+            finally
+            {
+                await sleeping.CancelAsync();
             }
         }
     }
 
-    /// <summary>Enqueues every schedule's due occurrence once. The loop calls this each tick; tests call it directly.</summary>
-    public async Task<int> RunOnceAsync(CancellationToken cancellationToken = default)
+    /// <summary>Until <paramref name="untilNext"/>, rounded up to a whole millisecond past it (a timer never fires early then), and at most <paramref name="recheck"/>.</summary>
+    private static TimeSpan Clamp(TimeSpan untilNext, TimeSpan recheck)
+    {
+        var ms = Math.Max(0, Math.Ceiling(untilNext.TotalMilliseconds)) + 1;
+        return ms >= recheck.TotalMilliseconds ? recheck : TimeSpan.FromMilliseconds(ms);
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Enqueues every schedule's due occurrence once. The loop calls this each time it wakes; tests call it directly.</summary>
+    public async Task<int> RunOnceAsync(CancellationToken cancellationToken = default) => (await RunAsync(cancellationToken)).Fired;
+
+    /// <summary>Enqueues the due occurrences and returns how many, with the earliest occurrence still to come (null: none).</summary>
+    private async Task<(int Fired, DateTimeOffset? Next)> RunAsync(CancellationToken cancellationToken)
     {
         await _oneAtATime.WaitAsync(cancellationToken);
         try
         {
             var now = time.GetUtcNow();
             var fired = 0;
+            DateTimeOffset? earliest = null;
             foreach (var schedule in await store.ScheduleListAsync(cancellationToken))
             {
-                if (schedule.Paused || LatestDue(schedule, now) is not { } occurrence) continue;
-                var job = schedule.Template with
+                if (schedule.Paused) continue;
+                if (LatestDue(schedule, now) is { } occurrence)
                 {
-                    IdempotencyKey = $"schedule:{schedule.Name}:{occurrence.ToUnixTimeMilliseconds()}",
-                    Tags = [.. schedule.Template.Tags, $"schedule:{schedule.Name}"],
-                };
-                var inserted = await store.JobInsertManyAsync([job], cancellationToken);
-                await store.ScheduleRecordFiredAsync(schedule.Name, occurrence, cancellationToken);
-                if (!inserted[0].Replayed) fired++;
+                    var job = schedule.Template with
+                    {
+                        IdempotencyKey = $"schedule:{schedule.Name}:{occurrence.ToUnixTimeMilliseconds()}",
+                        Tags = [.. schedule.Template.Tags, $"schedule:{schedule.Name}"],
+                    };
+                    var inserted = await store.JobInsertManyAsync([job], cancellationToken);
+                    await store.ScheduleRecordFiredAsync(schedule.Name, occurrence, cancellationToken);
+                    if (!inserted[0].Replayed) fired++;
+                }
+                if (NextRun(schedule, now) is { } next && (earliest is null || next < earliest)) earliest = next;
             }
-            return fired;
+            return (fired, earliest);
         }
         finally
         {

@@ -5,7 +5,8 @@ using Conveyor.Submissions;
 namespace Conveyor.Server.Submissions;
 
 /// <summary>Turns expired chunk reservations into failed attempts, every second: a consumer that vanished without a word.</summary>
-internal sealed class SubmissionLeaseReaper(ISubmissionStore store, ChunkSignal signal, TimeProvider time, ILogger<SubmissionLeaseReaper> log) : BackgroundService
+internal sealed class SubmissionLeaseReaper(
+    ISubmissionStore store, ChunkSignal signal, SubmissionCallbackDispatcher callbacks, TimeProvider time, ILogger<SubmissionLeaseReaper> log) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
 
@@ -22,7 +23,9 @@ internal sealed class SubmissionLeaseReaper(ISubmissionStore store, ChunkSignal 
                 do
                 {
                     reclaimed = await store.ReclaimExpiredAsync(iteration.Token);
-                    if (reclaimed > 0) signal.Pulse();
+                    if (reclaimed == 0) continue;
+                    signal.Pulse();
+                    callbacks.Wake(); // a reclaimed chunk out of attempts may have finished its submission
                 } while (reclaimed >= SubmissionLimits.Batch);
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
@@ -91,6 +94,7 @@ internal sealed class SubmissionRetentionSweeper(ISubmissionStore store, ServerO
 internal sealed class SubmissionCallbackDispatcher(
     ISubmissionStore store, IJobStore jobs, Delivery.PushQueues push, ServerOptions options, ILogger<SubmissionCallbackDispatcher> log) : BackgroundService
 {
+    private static readonly TimeSpan ExclusiveStoreRecheck = TimeSpan.FromMinutes(1);
     private readonly SemaphoreSlim _wake = new(0);
 
     /// <summary>A submission just finished in this process: look now rather than at the next tick.</summary>
@@ -103,6 +107,9 @@ internal sealed class SubmissionCallbackDispatcher(
     {
         while (!stoppingToken.IsCancellationRequested)
         {
+            // Other servers' submissions (PostgreSQL) and failed attempts are picked up by the periodic look. On a store
+            // only this process writes (SQLite) every finish wakes it, so with nothing failed it looks again only rarely.
+            var next = options.PostgresConnectionString is null ? ExclusiveStoreRecheck : options.SubmissionCallbackInterval;
             try
             {
                 await DispatchAsync(stoppingToken);
@@ -110,11 +117,11 @@ internal sealed class SubmissionCallbackDispatcher(
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
                 SubmissionLog.LoopFailed(log, "callback dispatcher", e);
+                next = options.SubmissionCallbackInterval;
             }
             try
             {
-                // Other servers' submissions (PostgreSQL) and failed attempts are picked up by the periodic look.
-                await _wake.WaitAsync(options.SubmissionCallbackInterval, stoppingToken);
+                await _wake.WaitAsync(next, stoppingToken);
             }
             catch (OperationCanceledException)
             {
