@@ -480,6 +480,20 @@ public sealed class PostgresSubmissionStore : ISubmissionStore
         return reclaimed;
     }, cancellationToken);
 
+    public async ValueTask<DateTimeOffset?> NextLeaseExpiryAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await _db.OpenConnectionAsync(cancellationToken);
+            await using var command = new NpgsqlCommand(S("SELECT min(lease_expires_at) FROM {s}.submission_chunks WHERE state = 1"), connection);
+            return await command.ExecuteScalarAsync(cancellationToken) is DateTime at ? new DateTimeOffset(at, TimeSpan.Zero) : null;
+        }
+        catch (NpgsqlException e)
+        {
+            throw Unavailable(e);
+        }
+    }
+
     public async ValueTask<IReadOnlyList<Submission>> CallbacksDueAsync(int limit, CancellationToken cancellationToken)
     {
         try

@@ -396,6 +396,21 @@ public sealed class SqliteSubmissionStore : ISubmissionStore
         return expired.Count;
     }, cancellationToken);
 
+    public async ValueTask<DateTimeOffset?> NextLeaseExpiryAsync(CancellationToken cancellationToken)
+    {
+        await _lock.WaitAsync(cancellationToken);
+        try
+        {
+            using var command = _writer.CreateCommand();
+            command.CommandText = "SELECT min(lease_expires_at) FROM chunks WHERE state = 1";
+            return command.ExecuteScalar() is long ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
     public async ValueTask<IReadOnlyList<Submission>> CallbacksDueAsync(int limit, CancellationToken cancellationToken)
     {
         await _lock.WaitAsync(cancellationToken);

@@ -51,6 +51,9 @@ public interface ISubmissionStore : IAsyncDisposable
     /// <summary>Expired reservations count as failed attempts ("lease expired"); returns how many were reclaimed.</summary>
     ValueTask<int> ReclaimExpiredAsync(CancellationToken cancellationToken);
 
+    /// <summary>When the earliest reservation expires (the lease reaper can sleep until then); null when none is reserved.</summary>
+    ValueTask<DateTimeOffset?> NextLeaseExpiryAsync(CancellationToken cancellationToken);
+
     /// <summary>Finished submissions whose completion callback is not enqueued yet, oldest first.</summary>
     ValueTask<IReadOnlyList<Submission>> CallbacksDueAsync(int limit, CancellationToken cancellationToken);
 

@@ -344,7 +344,8 @@ public abstract class SubmissionApiTests : IAsyncLifetime
     [Fact]
     public async Task A_submission_failed_by_an_expired_lease_enqueues_its_callback_job()
     {
-        // The lease reaper fails the last attempt; it must wake the dispatcher as a failure over HTTP does.
+        // On SQLite the reaper sleeps up to a minute with nothing reserved: the reservation must wake it, and the
+        // reaper failing the last attempt must wake the callback dispatcher as a failure over HTTP does.
         var queue = SubmissionServer.UniqueQueue();
         var callbacks = SubmissionServer.UniqueQueue("cb");
         var id = (await Submit($$"""

@@ -277,6 +277,26 @@ public abstract class SubmissionStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_next_lease_expiry_is_the_earliest_reservation_s_and_follows_heartbeats_and_finishes()
+    {
+        var queue = Queue();
+        Assert.Null(await Store.NextLeaseExpiryAsync(CancellationToken.None));
+        await Create(queue, 2);
+        var start = Time.GetUtcNow();
+        var first = Assert.Single(await Reserve(queue));
+        Time.Advance(TimeSpan.FromSeconds(10));
+        var second = Assert.Single(await Reserve(queue));
+        Assert.Equal(start + Lease, await Store.NextLeaseExpiryAsync(CancellationToken.None));
+
+        Assert.True((await Store.HeartbeatAsync(first.SubmissionId, first.Index, first.LeaseToken, Lease * 2, CancellationToken.None)).IsOk);
+        Assert.Equal(start + TimeSpan.FromSeconds(10) + Lease, await Store.NextLeaseExpiryAsync(CancellationToken.None));
+        Assert.True((await Complete(second)).IsOk);
+        Assert.Equal(start + TimeSpan.FromSeconds(10) + Lease * 2, await Store.NextLeaseExpiryAsync(CancellationToken.None));
+        Assert.True((await Complete(first)).IsOk);
+        Assert.Null(await Store.NextLeaseExpiryAsync(CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Object_store_chunks_are_handed_out_by_key_and_their_results_stay_there()
     {
         var queue = Queue();

@@ -8,7 +8,8 @@ namespace Conveyor.Server.Submissions;
 /// What the HTTP chunk routes and the /v1/consume WebSocket share: validating a reservation, waiting for chunks, and
 /// completing or failing one (writing object-store outputs, waking waiters and the callback dispatcher).
 /// </summary>
-internal sealed class ChunkOperations(ISubmissionStore store, IObjectStore objects, ChunkSignal signal, SubmissionCallbackDispatcher callbacks)
+internal sealed class ChunkOperations(
+    ISubmissionStore store, IObjectStore objects, ChunkSignal signal, SubmissionCallbackDispatcher callbacks, SubmissionLeaseReaper reaper)
 {
     public const long DefaultLeaseMs = 30_000;
     public const long MaxLeaseMs = 24 * 3600 * 1000L;
@@ -57,6 +58,7 @@ internal sealed class ChunkOperations(ISubmissionStore store, IObjectStore objec
         while (true)
         {
             var chunks = await store.ReserveAsync(request, cancellationToken);
+            if (chunks.Count > 0) reaper.Reserved(chunks[0].LeaseExpiresAt); // one lease length for all of them
             var left = deadline - time.GetUtcNow();
             if (chunks.Count > 0 || left <= TimeSpan.Zero || cancellationToken.IsCancellationRequested) return chunks;
             await signal.WaitAsync(left, cancellationToken);

@@ -4,17 +4,36 @@ using Conveyor.Submissions;
 
 namespace Conveyor.Server.Submissions;
 
-/// <summary>Turns expired chunk reservations into failed attempts, every second: a consumer that vanished without a word.</summary>
+/// <summary>
+/// Turns expired chunk reservations into failed attempts: a consumer that vanished without a word. On PostgreSQL it
+/// looks every second (other servers reserve chunks too). On SQLite, which only this process writes, it sleeps until
+/// the earliest reservation expires (at least a second, at most a minute), woken by a reservation due sooner.
+/// </summary>
 internal sealed class SubmissionLeaseReaper(
-    ISubmissionStore store, ChunkSignal signal, SubmissionCallbackDispatcher callbacks, TimeProvider time, ILogger<SubmissionLeaseReaper> log) : BackgroundService
+    ISubmissionStore store, ChunkSignal signal, SubmissionCallbackDispatcher callbacks, ServerOptions options, TimeProvider time,
+    ILogger<SubmissionLeaseReaper> log) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
+    internal static readonly TimeSpan ExclusiveStoreRecheck = TimeSpan.FromMinutes(1);
+
+    // When the loop means to look next (Unix ms); long.MaxValue while it plans, so any reservation made meanwhile wakes it.
+    private long _nextLookMs = long.MaxValue;
+    private TaskCompletionSource _sooner = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Chunks were reserved until <paramref name="expiresAt"/>: wake the loop if that is before its next look.</summary>
+    public void Reserved(DateTimeOffset expiresAt)
+    {
+        if (expiresAt.ToUnixTimeMilliseconds() < Volatile.Read(ref _nextLookMs)) Volatile.Read(ref _sooner).TrySetResult();
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(Interval, time);
-        while (await Ticks(timer, stoppingToken))
+        var exclusive = options.PostgresConnectionString is null;
+        while (!stoppingToken.IsCancellationRequested)
         {
+            Volatile.Write(ref _nextLookMs, long.MaxValue);
+            Volatile.Write(ref _sooner, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+            var wait = Interval;
             try
             {
                 using var iteration = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
@@ -27,10 +46,26 @@ internal sealed class SubmissionLeaseReaper(
                     signal.Pulse();
                     callbacks.Wake(); // a reclaimed chunk out of attempts may have finished its submission
                 } while (reclaimed >= SubmissionLimits.Batch);
+                if (exclusive)
+                {
+                    var next = await store.NextLeaseExpiryAsync(iteration.Token);
+                    var until = next is { } at ? at - time.GetUtcNow() + TimeSpan.FromMilliseconds(1) : ExclusiveStoreRecheck;
+                    wait = until < Interval ? Interval : until > ExclusiveStoreRecheck ? ExclusiveStoreRecheck : until;
+                }
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
                 SubmissionLog.LoopFailed(log, "lease reaper", e);
+            }
+            Volatile.Write(ref _nextLookMs, (time.GetUtcNow() + wait).ToUnixTimeMilliseconds());
+            using var sleeping = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            try
+            {
+                await Task.WhenAny(Volatile.Read(ref _sooner).Task, Task.Delay(wait, time, sleeping.Token));
+            }
+            finally
+            {
+                await sleeping.CancelAsync();
             }
         }
     }

@@ -32,7 +32,8 @@ internal static class SubmissionsModule
         services.AddSingleton<ChunkOperations>();
         services.AddSingleton<SubmissionCallbackDispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<SubmissionCallbackDispatcher>());
-        services.AddHostedService<SubmissionLeaseReaper>();
+        services.AddSingleton<SubmissionLeaseReaper>();
+        services.AddHostedService(sp => sp.GetRequiredService<SubmissionLeaseReaper>());
         services.AddSingleton<SubmissionRetentionSweeper>();
         services.AddHostedService(sp => sp.GetRequiredService<SubmissionRetentionSweeper>());
     }
