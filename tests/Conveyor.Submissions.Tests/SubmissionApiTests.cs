@@ -362,6 +362,24 @@ public abstract class SubmissionApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_heartbeat_that_shortens_a_lease_is_reaped_at_the_new_expiry()
+    {
+        // On SQLite the reaper plans its next look at the earliest expiry it knows: a shorter lease must wake it.
+        var queue = SubmissionServer.UniqueQueue();
+        var callbacks = SubmissionServer.UniqueQueue("cb");
+        await Submit($$"""
+            {"queue":"{{queue}}","max_chunk_retries":0,"chunks":[{"data":1}],"on_complete":{"queue":"{{callbacks}}","kind":"report"} }
+            """);
+        var chunk = (await Server.Reserve(queue)).Single()!; // a 60 s lease
+        var (beat, _) = await Server.Post("/v1/chunks/heartbeat",
+            $$"""{"submission_id":{{chunk["submission_id"].Long()}},"index":{{chunk["index"].Long()}},"lease_token":"{{chunk["lease_token"].Text()}}","extend_ms":1000}""");
+        Assert.Equal(200, beat);
+        var (status, jobs) = await Server.Post($"/v1/queues/{callbacks}/lease", """{"max":1,"wait_ms":20000,"lease_ms":60000}""");
+        Assert.Equal(200, status);
+        Assert.Equal("failed", jobs!.AsArray().Single()!["payload"]!["submission"]!["state"].Text());
+    }
+
+    [Fact]
     public async Task A_callback_with_a_destination_is_delivered_as_a_webhook()
     {
         var received = System.Threading.Channels.Channel.CreateUnbounded<string>();

@@ -9,7 +9,8 @@ namespace Conveyor.Server.Submissions;
 /// completing or failing one (writing object-store outputs, waking waiters and the callback dispatcher).
 /// </summary>
 internal sealed class ChunkOperations(
-    ISubmissionStore store, IObjectStore objects, ChunkSignal signal, SubmissionCallbackDispatcher callbacks, SubmissionLeaseReaper reaper)
+    ISubmissionStore store, IObjectStore objects, ChunkSignal signal, SubmissionCallbackDispatcher callbacks, SubmissionLeaseReaper reaper,
+    TimeProvider time)
 {
     public const long DefaultLeaseMs = 30_000;
     public const long MaxLeaseMs = 24 * 3600 * 1000L;
@@ -52,7 +53,7 @@ internal sealed class ChunkOperations(
     }
 
     /// <summary>Reserves, and while nothing is ready waits for a pulse (or a recheck) until <paramref name="wait"/> is over.</summary>
-    public async Task<IReadOnlyList<ReservedChunk>> ReserveAsync(ReserveRequest request, TimeSpan wait, TimeProvider time, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<ReservedChunk>> ReserveAsync(ReserveRequest request, TimeSpan wait, CancellationToken cancellationToken)
     {
         var deadline = time.GetUtcNow() + wait;
         while (true)
@@ -131,7 +132,9 @@ internal sealed class ChunkOperations(
     public async Task<(int Status, string? Outcome, ChunkOutcome Result)> HeartbeatAsync(long submissionId, long index, string leaseToken, long? extendMs, CancellationToken cancellationToken)
     {
         if (extendMs is < 1000 or > MaxLeaseMs) return Refuse($"extend_ms must be between 1000 and {MaxLeaseMs}, not {extendMs}.");
-        var outcome = await store.HeartbeatAsync(submissionId, index, leaseToken, TimeSpan.FromMilliseconds(extendMs ?? DefaultLeaseMs), cancellationToken);
+        var extendBy = TimeSpan.FromMilliseconds(extendMs ?? DefaultLeaseMs);
+        var outcome = await store.HeartbeatAsync(submissionId, index, leaseToken, extendBy, cancellationToken);
+        if (outcome.IsOk) reaper.Reserved(time.GetUtcNow() + extendBy); // a heartbeat may also shorten the lease
         return (StatusOf(outcome), outcome.IsOk ? "extended" : null, outcome);
     }
 

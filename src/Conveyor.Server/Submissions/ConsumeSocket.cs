@@ -179,7 +179,7 @@ internal static class ConsumeSocket
                             await SendAsync(w => Error(w, id, 400, bad));
                             return;
                         }
-                        var reserved = await chunks.ReserveAsync(request, wait, time, _stop.Token);
+                        var reserved = await chunks.ReserveAsync(request, wait, _stop.Token);
                         await SendAsync(w =>
                         {
                             w.WriteStartObject();

@@ -272,7 +272,7 @@ internal static class SubmissionEndpoints
         if (ChunkOperations.CheckReserve(request.Queue, request.Max, request.WaitMs, request.LeaseMs, request.Strategy, request.PreferDistinct, owner: null,
                 out var reserve, out var wait) is { } bad)
             return Problems.BadRequest(bad);
-        var reserved = await chunks.ReserveAsync(reserve, wait, time, ct);
+        var reserved = await chunks.ReserveAsync(reserve, wait, ct);
         return new JsonWriterResult(200, w =>
         {
             w.WriteStartObject();
