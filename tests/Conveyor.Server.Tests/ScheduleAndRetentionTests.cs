@@ -135,6 +135,23 @@ public sealed class ScheduleAndRetentionTests : IAsyncLifetime
     }
 
     [Fact]
+    public void After_a_long_outage_of_a_per_second_schedule_the_newest_occurrence_is_the_one_due()
+    {
+        // Three days of a per-second schedule is 259,200 missed occurrences, more than one bounded walk takes.
+        var now = new DateTimeOffset(2026, 11, 23, 12, 0, 30, 500, TimeSpan.Zero);
+        var schedule = new Schedule
+        {
+            Name = "per-second",
+            Cron = "* * * * * *",
+            Template = new NewJob { Queue = "ticks" },
+            CreatedAt = now - TimeSpan.FromDays(30),
+            LastFiredFor = now - TimeSpan.FromDays(3),
+        };
+        Assert.Equal(new DateTimeOffset(2026, 11, 23, 12, 0, 30, TimeSpan.Zero), CronScheduler.LatestDue(schedule, now));
+        Assert.Equal(new DateTimeOffset(2026, 11, 23, 12, 0, 30, TimeSpan.Zero), CronScheduler.LatestDue(schedule with { LastFiredFor = now - TimeSpan.FromMinutes(5) }, now));
+    }
+
+    [Fact]
     public async Task Retention_deletes_finished_jobs_older_than_the_queue_setting_or_the_server_default()
     {
         var (status, queue, _) = await _http.Send(HttpMethod.Put, "/v1/queues/short/settings", """{"retention_ms":3600000}""");

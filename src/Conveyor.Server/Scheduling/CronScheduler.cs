@@ -103,16 +103,30 @@ public sealed class CronScheduler(IJobStore store, TimeProvider time, ServerOpti
     public static DateTimeOffset? LatestDue(Schedule schedule, DateTimeOffset now)
     {
         if (!CronExpression.TryParse(schedule.Cron, out var cron, out _) || !TryZone(schedule.TimeZone, out var zone)) return null;
-        DateTimeOffset? due = null;
         var from = schedule.LastFiredFor ?? schedule.CreatedAt;
-        // Bounded walk: a long outage of a per-second schedule must not spin; the newest due occurrence is what fires.
+        var (due, reachedNow) = Walk(cron, zone, from, now);
+        if (reachedNow) return due;
+        // More occurrences were missed than one walk takes (a long outage of a per-second schedule): the newest is the
+        // one to fire, so look back from now over windows 32 times longer each until one holds an occurrence.
+        for (var back = TimeSpan.FromMinutes(1); now - back > from; back *= 32)
+        {
+            var (newest, _) = Walk(cron, zone, now - back, now);
+            if (newest is not null) return newest;
+        }
+        return due;
+    }
+
+    /// <summary>The last occurrence after <paramref name="from"/> due by <paramref name="now"/>, within a bounded walk; whether it got there.</summary>
+    private static (DateTimeOffset? Due, bool ReachedNow) Walk(CronExpression cron, TimeZoneInfo zone, DateTimeOffset from, DateTimeOffset now)
+    {
+        DateTimeOffset? due = null;
         for (var i = 0; i < 100_000; i++)
         {
             var next = cron.NextAfter(from, zone);
-            if (next is null || next > now) break;
+            if (next is null || next > now) return (due, true);
             due = from = next.Value;
         }
-        return due;
+        return (due, false);
     }
 
     public static DateTimeOffset? NextRun(Schedule schedule, DateTimeOffset now) =>
