@@ -159,8 +159,6 @@ internal sealed class ChunkOperations(
         if (submission.IsTerminal) callbacks.Wake(); else signal.Pulse();
     }
 
-    public void Cancelled() => callbacks.Wake();
-
     private async Task<string?> PrefixOf(long submissionId, CancellationToken cancellationToken)
     {
         if (_prefixes.TryGetValue(submissionId, out var known)) return known;
