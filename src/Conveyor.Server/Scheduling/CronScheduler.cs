@@ -107,7 +107,9 @@ public sealed class CronScheduler(IJobStore store, TimeProvider time, ServerOpti
         var (due, reachedNow) = Walk(cron, zone, from, now);
         if (reachedNow) return due;
         // More occurrences were missed than one walk takes (a long outage of a per-second schedule): the newest is the
-        // one to fire, so look back from now over windows 32 times longer each until one holds an occurrence.
+        // one to fire, so look back from now over windows 32 times longer each until one holds an occurrence. A schedule
+        // that dense finds it in the first minute's window; one dense only at times (every second of one month) may
+        // take a window whose walk stops short of now, and then fires an older occurrence, never one older than before.
         for (var back = TimeSpan.FromMinutes(1); now - back > from; back *= 32)
         {
             var (newest, _) = Walk(cron, zone, now - back, now);
