@@ -90,6 +90,15 @@ public sealed class ServerOptions
     /// </summary>
     public TimeSpan SubmissionCallbackInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Whether other servers write the same store (PostgreSQL): background loops then look for their changes.</summary>
+    internal bool StoreIsShared => PostgresConnectionString is not null;
+
+    /// <summary>
+    /// The longest a background loop sleeps on a store only this process writes (SQLite): every change comes through
+    /// this process and wakes the loop that needs it, so this only bounds a wake-up that was somehow missed.
+    /// </summary>
+    internal static readonly TimeSpan ExclusiveStoreRecheck = TimeSpan.FromMinutes(1);
+
     /// <summary>Time source for the store; tests pass a fake.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

@@ -131,7 +131,7 @@ public sealed class ScheduleAndRetentionTests : IAsyncLifetime
         var job = Assert.Single(await leased.WaitAsync(TimeSpan.FromSeconds(10)));
 
         Assert.Equal("schedule:every-minute:" + new DateTimeOffset(2026, 11, 23, 12, 1, 0, TimeSpan.Zero).ToUnixTimeMilliseconds(), job.IdempotencyKey);
-        Assert.True(moved < CronScheduler.ExclusiveStoreRecheck, $"enqueued only after {moved.TotalSeconds} s of the clock, for an occurrence 30 s away");
+        Assert.True(moved < ServerOptions.ExclusiveStoreRecheck, $"enqueued only after {moved.TotalSeconds} s of the clock, for an occurrence 30 s away");
     }
 
     [Fact]

@@ -21,7 +21,6 @@ internal sealed class DeliveryDispatcher(
     private static readonly TimeSpan LeaseWait = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan LeaseMargin = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan StoreRetry = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan ExclusiveStoreRediscovery = TimeSpan.FromMinutes(1);
 
     private readonly SemaphoreSlim _slots = new(options.DeliveryConcurrency, options.DeliveryConcurrency);
     private readonly ConcurrentDictionary<string, Task> _loops = new(StringComparer.Ordinal);
@@ -38,7 +37,7 @@ internal sealed class DeliveryDispatcher(
         {
             // Discovery: push queues made through other servers (PostgreSQL) or before a restart. A store only this
             // process writes (SQLite) learns every change through PushQueues.Observe, so it looks again only rarely.
-            using var timer = new PeriodicTimer(options.PostgresConnectionString is null ? ExclusiveStoreRediscovery : options.DeliveryDiscoveryInterval, time);
+            using var timer = new PeriodicTimer(options.StoreIsShared ? options.DeliveryDiscoveryInterval : ServerOptions.ExclusiveStoreRecheck, time);
             do
             {
                 try

@@ -10,27 +10,20 @@ namespace Conveyor.Server.Scheduling;
 /// </summary>
 public sealed class CronScheduler(IJobStore store, TimeProvider time, ServerOptions options, ILogger<CronScheduler> logger) : BackgroundService
 {
-    /// <summary>
-    /// The longest the loop sleeps on a store only this process writes (SQLite) when no occurrence is due sooner: every
-    /// schedule change comes through this process and wakes it, so this only bounds a wake-up that was somehow missed.
-    /// </summary>
-    internal static readonly TimeSpan ExclusiveStoreRecheck = TimeSpan.FromMinutes(1);
-
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
-    private TaskCompletionSource _changed = NewSignal();
+    private readonly WakeSignal _changed = new();
 
     /// <summary>A schedule was created, replaced or deleted through this server: plan the next wake-up again now.</summary>
-    public void Wake() => Volatile.Read(ref _changed).TrySetResult();
+    public void Wake() => _changed.Wake();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         // Sleeps until the next occurrence of any schedule rather than ticking: an idle server has no wake-up to pay for.
         // On a shared store (PostgreSQL) other servers may change schedules, so it looks at least every SchedulerInterval.
-        var recheck = options.PostgresConnectionString is null ? ExclusiveStoreRecheck : options.SchedulerInterval;
+        var recheck = options.StoreIsShared ? options.SchedulerInterval : ServerOptions.ExclusiveStoreRecheck;
         while (!stoppingToken.IsCancellationRequested)
         {
-            // A fresh signal before reading the schedules: a change made after the read wakes the wait below.
-            Volatile.Write(ref _changed, NewSignal());
+            _changed.Arm();
             var wait = recheck;
             try
             {
@@ -42,15 +35,7 @@ public sealed class CronScheduler(IJobStore store, TimeProvider time, ServerOpti
                 Log.SchedulerFailed(logger, e);
                 wait = options.SchedulerInterval;
             }
-            using var sleeping = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-            try
-            {
-                await Task.WhenAny(Volatile.Read(ref _changed).Task, Task.Delay(wait, time, sleeping.Token));
-            }
-            finally
-            {
-                await sleeping.CancelAsync();
-            }
+            await _changed.SleepAsync(wait, time, stoppingToken);
         }
     }
 
@@ -60,8 +45,6 @@ public sealed class CronScheduler(IJobStore store, TimeProvider time, ServerOpti
         var ms = Math.Max(0, Math.Ceiling(untilNext.TotalMilliseconds)) + 1;
         return ms >= recheck.TotalMilliseconds ? recheck : TimeSpan.FromMilliseconds(ms);
     }
-
-    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Enqueues every schedule's due occurrence once. The loop calls this each time it wakes; tests call it directly.</summary>
     public async Task<int> RunOnceAsync(CancellationToken cancellationToken = default) => (await RunAsync(cancellationToken)).Fired;

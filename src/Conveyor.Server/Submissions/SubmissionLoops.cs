@@ -14,25 +14,24 @@ internal sealed class SubmissionLeaseReaper(
     ILogger<SubmissionLeaseReaper> log) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
-    internal static readonly TimeSpan ExclusiveStoreRecheck = TimeSpan.FromMinutes(1);
 
     // When the loop means to look next (Unix ms); long.MaxValue while it plans, so any reservation made meanwhile wakes it.
     private long _nextLookMs = long.MaxValue;
-    private TaskCompletionSource _sooner = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly WakeSignal _sooner = new();
 
     /// <summary>Chunks were reserved until <paramref name="expiresAt"/>: wake the loop if that is before its next look.</summary>
     public void Reserved(DateTimeOffset expiresAt)
     {
-        if (expiresAt.ToUnixTimeMilliseconds() < Volatile.Read(ref _nextLookMs)) Volatile.Read(ref _sooner).TrySetResult();
+        if (expiresAt.ToUnixTimeMilliseconds() < Volatile.Read(ref _nextLookMs)) _sooner.Wake();
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var exclusive = options.PostgresConnectionString is null;
+        var recheck = ServerOptions.ExclusiveStoreRecheck;
         while (!stoppingToken.IsCancellationRequested)
         {
             Volatile.Write(ref _nextLookMs, long.MaxValue);
-            Volatile.Write(ref _sooner, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+            _sooner.Arm();
             var wait = Interval;
             try
             {
@@ -46,11 +45,11 @@ internal sealed class SubmissionLeaseReaper(
                     signal.Pulse();
                     callbacks.Wake(); // a reclaimed chunk out of attempts may have finished its submission
                 } while (reclaimed >= SubmissionLimits.Batch);
-                if (exclusive)
+                if (!options.StoreIsShared)
                 {
                     var next = await store.NextLeaseExpiryAsync(iteration.Token);
-                    var until = next is { } at ? at - time.GetUtcNow() + TimeSpan.FromMilliseconds(1) : ExclusiveStoreRecheck;
-                    wait = until < Interval ? Interval : until > ExclusiveStoreRecheck ? ExclusiveStoreRecheck : until;
+                    var until = next is { } at ? at - time.GetUtcNow() + TimeSpan.FromMilliseconds(1) : recheck;
+                    wait = until < Interval ? Interval : until > recheck ? recheck : until;
                 }
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
@@ -58,15 +57,7 @@ internal sealed class SubmissionLeaseReaper(
                 SubmissionLog.LoopFailed(log, "lease reaper", e);
             }
             Volatile.Write(ref _nextLookMs, (time.GetUtcNow() + wait).ToUnixTimeMilliseconds());
-            using var sleeping = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-            try
-            {
-                await Task.WhenAny(Volatile.Read(ref _sooner).Task, Task.Delay(wait, time, sleeping.Token));
-            }
-            finally
-            {
-                await sleeping.CancelAsync();
-            }
+            await _sooner.SleepAsync(wait, time, stoppingToken);
         }
     }
 
@@ -129,7 +120,6 @@ internal sealed class SubmissionRetentionSweeper(ISubmissionStore store, ServerO
 internal sealed class SubmissionCallbackDispatcher(
     ISubmissionStore store, IJobStore jobs, Delivery.PushQueues push, ServerOptions options, ILogger<SubmissionCallbackDispatcher> log) : BackgroundService
 {
-    private static readonly TimeSpan ExclusiveStoreRecheck = TimeSpan.FromMinutes(1);
     private readonly SemaphoreSlim _wake = new(0);
 
     /// <summary>A submission just finished in this process: look now rather than at the next tick.</summary>
@@ -144,7 +134,7 @@ internal sealed class SubmissionCallbackDispatcher(
         {
             // Other servers' submissions (PostgreSQL) and failed attempts are picked up by the periodic look. On a store
             // only this process writes (SQLite) every finish wakes it, so with nothing failed it looks again only rarely.
-            var next = options.PostgresConnectionString is null ? ExclusiveStoreRecheck : options.SubmissionCallbackInterval;
+            var next = options.StoreIsShared ? options.SubmissionCallbackInterval : ServerOptions.ExclusiveStoreRecheck;
             try
             {
                 await DispatchAsync(stoppingToken);
