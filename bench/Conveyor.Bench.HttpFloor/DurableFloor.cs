@@ -1,7 +1,5 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
-using System.Text.Json;
-using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Win32.SafeHandles;
@@ -41,36 +39,10 @@ internal sealed class DurableFloor(FloorLog log)
         }
     }
 
-    private static async Task<byte[]> ReadBodyAsync(HttpContext context)
-    {
-        using var buffer = new MemoryStream();
-        await context.Request.Body.CopyToAsync(buffer);
-        return buffer.ToArray();
-    }
-
-    /// <summary>Each job's "payload" value, as raw JSON: the body is one job object, or an array of them.</summary>
-    private static List<byte[]> Payloads(byte[] body, bool batch)
-    {
-        var payloads = new List<byte[]>();
-        var reader = new Utf8JsonReader(body);
-        var jobDepth = batch ? 1 : 0;
-        while (reader.Read())
-        {
-            if (reader.TokenType == JsonTokenType.PropertyName && reader.CurrentDepth == jobDepth + 1 && reader.ValueTextEquals("payload"u8))
-            {
-                reader.Read();
-                var start = (int)reader.TokenStartIndex;
-                reader.Skip();
-                payloads.Add(body[start..(int)reader.BytesConsumed]);
-            }
-        }
-        return payloads;
-    }
-
     private async Task EnqueueAsync(string queue, HttpContext context, bool batch)
     {
-        var body = await ReadBodyAsync(context);
-        var payloads = Payloads(body, batch);
+        var body = await FloorHttp.ReadBodyAsync(context);
+        var payloads = FloorHttp.Payloads(body, batch);
         var first = Interlocked.Add(ref _nextId, payloads.Count) - payloads.Count + 1;
         await log.AppendAsync(body);
         var created = DateTimeOffset.UtcNow;
@@ -78,73 +50,27 @@ internal sealed class DurableFloor(FloorLog log)
         for (var i = 0; i < jobs.Length; i++) jobs[i] = new FloorJob(first + i, queue, payloads[i], created);
         Queue(queue).Add(jobs);
 
-        context.Response.StatusCode = batch ? 200 : 201;
-        context.Response.ContentType = "application/json";
-        await using var w = new Utf8JsonWriter(context.Response.BodyWriter);
-        if (batch)
-        {
-            w.WriteStartObject();
-            w.WriteNumber("count"u8, jobs.Length);
-            w.WriteNumber("first_id"u8, first);
-            w.WriteEndObject();
-        }
-        else
-        {
-            WriteJob(w, jobs[0], token: null);
-        }
+        await FloorHttp.WriteEnqueuedAsync(context, batch, jobs);
     }
 
     private async Task LeaseAsync(string queue, HttpContext context)
     {
-        int max = 1, waitMs = 0;
-        var reader = new Utf8JsonReader(await ReadBodyAsync(context));
-        while (reader.Read())
+        var (max, wait) = FloorHttp.LeaseRequest(await FloorHttp.ReadBodyAsync(context));
+        var jobs = await Queue(queue).TakeAsync(max, wait, context.RequestAborted);
+        if (jobs.Count > 0)
         {
-            if (reader.TokenType != JsonTokenType.PropertyName) continue;
-            var isMax = reader.ValueTextEquals("max"u8);
-            var isWait = reader.ValueTextEquals("wait_ms"u8);
-            reader.Read();
-            if (isMax) max = reader.GetInt32();
-            if (isWait) waitMs = reader.GetInt32();
+            lock (_running)
+            {
+                foreach (var job in jobs) _running[job.Id] = job;
+            }
         }
-        var jobs = await Queue(queue).TakeAsync(max, TimeSpan.FromMilliseconds(waitMs), context.RequestAborted);
-        if (jobs.Count == 0)
-        {
-            context.Response.StatusCode = 204;
-            return;
-        }
-        lock (_running)
-        {
-            foreach (var job in jobs) _running[job.Id] = job;
-        }
-        context.Response.ContentType = "application/json";
-        await using var w = new Utf8JsonWriter(context.Response.BodyWriter);
-        w.WriteStartArray();
-        foreach (var job in jobs) WriteJob(w, job, job.Token);
-        w.WriteEndArray();
+        await FloorHttp.WriteLeasedAsync(context, jobs);
     }
 
     private async Task AckAsync(HttpContext context)
     {
-        var body = await ReadBodyAsync(context);
-        var acks = new List<(long Id, string? Token)>();
-        var reader = new Utf8JsonReader(body);
-        long id = 0;
-        string? token = null;
-        while (reader.Read())
-        {
-            if (reader.TokenType == JsonTokenType.EndObject && reader.CurrentDepth == 2)
-            {
-                acks.Add((id, token));
-                token = null;
-            }
-            if (reader.TokenType != JsonTokenType.PropertyName || reader.CurrentDepth != 3) continue;
-            var isId = reader.ValueTextEquals("id"u8);
-            var isToken = reader.ValueTextEquals("lease_token"u8);
-            reader.Read();
-            if (isId) id = reader.GetInt64();
-            if (isToken) token = reader.GetString();
-        }
+        var body = await FloorHttp.ReadBodyAsync(context);
+        var acks = FloorHttp.Acks(body);
         await log.AppendAsync(body);
         var statuses = new int[acks.Count];
         lock (_running)
@@ -156,37 +82,7 @@ internal sealed class DurableFloor(FloorLog log)
                 statuses[i] = found ? 200 : 409;
             }
         }
-        context.Response.ContentType = "application/json";
-        await using var w = new Utf8JsonWriter(context.Response.BodyWriter);
-        w.WriteStartObject();
-        w.WriteStartArray("results"u8);
-        for (var i = 0; i < acks.Count; i++)
-        {
-            w.WriteStartObject();
-            w.WriteNumber("id"u8, acks[i].Id);
-            w.WriteNumber("status"u8, statuses[i]);
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
-        w.WriteEndObject();
-    }
-
-    private static void WriteJob(Utf8JsonWriter w, FloorJob job, string? token)
-    {
-        w.WriteStartObject();
-        w.WriteNumber("id"u8, job.Id);
-        w.WriteString("queue"u8, job.Queue);
-        w.WriteString("state"u8, token is null ? "available"u8 : "running"u8);
-        w.WriteString("created_at"u8, job.Created);
-        w.WritePropertyName("payload"u8);
-        w.WriteRawValue(job.Payload, skipInputValidation: true);
-        if (token is not null)
-        {
-            w.WriteStartObject("lease"u8);
-            w.WriteString("token"u8, token);
-            w.WriteEndObject();
-        }
-        w.WriteEndObject();
+        await FloorHttp.WriteAckResultsAsync(context, acks, statuses);
     }
 }
 
@@ -253,67 +149,19 @@ internal sealed class FloorQueue
     }
 }
 
-/// <summary>
-/// An append-only log with group commit: one loop takes every record waiting when it wakes, makes them durable together
-/// (<see cref="WriteGroup"/>), then answers them all, as Conveyor's stores fold concurrent writes into one commit.
-/// </summary>
-internal abstract class FloorLog : IDisposable
+/// <summary>An append-only log with group commit (<see cref="GroupCommitLoop{TItem, TResult}"/>).</summary>
+internal abstract class FloorLog : GroupCommitLoop<byte[], bool>
 {
-    private readonly Channel<(byte[] Record, TaskCompletionSource Done)> _pending =
-        Channel.CreateUnbounded<(byte[], TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
-    private Task _loop = Task.CompletedTask;
+    public Task AppendAsync(byte[] record) => SubmitAsync(record);
 
-    protected void Start() =>
-        _loop = Task.Factory.StartNew(Loop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-
-    public Task AppendAsync(byte[] record)
+    protected sealed override bool[] CommitGroup(List<byte[]> records)
     {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_pending.Writer.TryWrite((record, done))) throw new ObjectDisposedException(nameof(FloorLog));
-        return done.Task;
+        WriteGroup(records);
+        return new bool[records.Count];
     }
 
     /// <summary>Returns once every record of the group is durable.</summary>
     protected abstract void WriteGroup(List<byte[]> records);
-
-    // On a thread of its own, blocking in the wait and the flush, as Conveyor's SQLite writer: resuming on the thread
-    // pool after each wait costs a hand-off per group (docs/benchmarks.md).
-    private void Loop()
-    {
-        var group = new List<(byte[] Record, TaskCompletionSource Done)>();
-        var records = new List<byte[]>();
-        while (WaitForRecords())
-        {
-            group.Clear();
-            records.Clear();
-            while (_pending.Reader.TryRead(out var item))
-            {
-                group.Add(item);
-                records.Add(item.Record);
-            }
-            try
-            {
-                WriteGroup(records);
-                foreach (var item in group) item.Done.TrySetResult();
-            }
-            catch (Exception error)
-            {
-                foreach (var item in group) item.Done.TrySetException(error);
-            }
-        }
-    }
-
-    private bool WaitForRecords()
-    {
-        var more = _pending.Reader.WaitToReadAsync();
-        return more.IsCompleted ? more.Result : more.AsTask().GetAwaiter().GetResult();
-    }
-
-    public virtual void Dispose()
-    {
-        _pending.Writer.TryComplete();
-        _loop.Wait();
-    }
 }
 
 /// <summary>

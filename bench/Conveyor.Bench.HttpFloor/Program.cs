@@ -10,9 +10,10 @@ using Microsoft.Extensions.Logging;
 //   dotnet run -c Release --project bench/Conveyor.Bench.HttpFloor -- --port 5099 &
 //   dotnet bench/Conveyor.Bench/bin/Release/net10.0/conveyor-bench.dll --server http://127.0.0.1:5099 --workload single
 // With --durable DIR (a log file flushed with fdatasync) or --postgres CS (a log table) it is instead the least a durable
-// queue can do (DurableFloor), to run the W1/W2/W3 workloads against.
+// queue can do (DurableFloor), to run the W1/W2/W3 workloads against; with --postgres-queue CS the least a queue whose
+// jobs' states live in PostgreSQL can do (PostgresQueueFloor).
 var port = 5099;
-string? durableDirectory = null, postgres = null;
+string? durableDirectory = null, postgres = null, postgresQueue = null;
 for (var i = 0; i < args.Length; i += 2)
 {
     if (i + 1 == args.Length)
@@ -26,12 +27,13 @@ for (var i = 0; i < args.Length; i += 2)
         case "--port": Console.Error.WriteLine($"conveyor-http-floor: --port needs a port number, not '{args[i + 1]}'"); return 2;
         case "--durable": durableDirectory = args[i + 1]; break;
         case "--postgres": postgres = args[i + 1]; break;
-        default: Console.Error.WriteLine($"conveyor-http-floor: unknown option {args[i]} (use --port N, --durable DIR, --postgres CS)"); return 2;
+        case "--postgres-queue": postgresQueue = args[i + 1]; break;
+        default: Console.Error.WriteLine($"conveyor-http-floor: unknown option {args[i]} (use --port N, --durable DIR, --postgres CS, --postgres-queue CS)"); return 2;
     }
 }
-if (durableDirectory is not null && postgres is not null)
+if ((durableDirectory is null ? 0 : 1) + (postgres is null ? 0 : 1) + (postgresQueue is null ? 0 : 1) > 1)
 {
-    Console.Error.WriteLine("conveyor-http-floor: give --durable DIR or --postgres CS, not both");
+    Console.Error.WriteLine("conveyor-http-floor: give one of --durable DIR, --postgres CS, --postgres-queue CS");
     return 2;
 }
 // No appsettings.json and no watching of the working directory (a watcher there turns each write under it into file
@@ -48,9 +50,14 @@ app.MapGet("/healthz", () => Results.Text("ok"));
 using FloorLog? log = postgres is not null ? new PostgresFloorLog(postgres)
     : durableDirectory is not null ? new FileFloorLog(Path.Combine(Directory.CreateDirectory(durableDirectory).FullName, "floor.log"))
     : null;
+using var postgresQueueFloor = postgresQueue is null ? null : new PostgresQueueFloor(postgresQueue);
 if (log is not null)
 {
     new DurableFloor(log).Map(app);
+}
+else if (postgresQueueFloor is not null)
+{
+    postgresQueueFloor.Map(app);
 }
 else
 {
@@ -65,6 +72,6 @@ else
         await context.Response.Body.WriteAsync(answer);
     });
 }
-Console.WriteLine($"HTTP floor{(log is null ? "" : " (durable)")} listening on http://127.0.0.1:{port}");
+Console.WriteLine($"HTTP floor{(log is null && postgresQueueFloor is null ? "" : " (durable)")} listening on http://127.0.0.1:{port}");
 await app.RunAsync();
 return 0;
