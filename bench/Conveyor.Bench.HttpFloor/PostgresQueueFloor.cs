@@ -158,24 +158,39 @@ internal sealed class PostgresQueueFloor : IDisposable
         _leases.Dispose();
     }
 
-    /// <summary>Every enqueue request of a group in one durable transaction; each request gets its jobs' ids.</summary>
-    private sealed class InsertLoop : GroupCommitLoop<(string Queue, List<byte[]> Payloads), long[]>
+    /// <summary>A group-commit loop whose commit is one prepared statement (its own durable transaction) on a connection of its own.</summary>
+    private abstract class StatementLoop<TItem, TResult> : GroupCommitLoop<TItem, TResult>
     {
         private readonly NpgsqlConnection _connection;
-        private readonly NpgsqlCommand _insert;
 
-        public InsertLoop(string connectionString)
+        protected StatementLoop(string connectionString, string sql, params NpgsqlParameter[] parameters)
         {
             _connection = new NpgsqlConnection(connectionString);
             _connection.Open();
-            // The ids are drawn in the arrays' order, so in ascending order they are the rows' ids.
-            _insert = new NpgsqlCommand($"INSERT INTO {Table} (queue, state, payload) SELECT q, 1, p FROM unnest($1::text[], $2::bytea[]) AS t(q, p) RETURNING id", _connection);
-            _insert.Parameters.Add(new NpgsqlParameter<string[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-            _insert.Parameters.Add(new NpgsqlParameter<byte[][]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
-            _insert.Prepare();
+            Statement = new NpgsqlCommand(sql, _connection);
+            Statement.Parameters.AddRange(parameters);
+            Statement.Prepare();
             Start();
         }
 
+        protected NpgsqlCommand Statement { get; }
+
+        public override void Dispose()
+        {
+            base.Dispose();
+            Statement.Dispose();
+            _connection.Dispose();
+        }
+    }
+
+    /// <summary>Every enqueue request of a group in one durable transaction; each request gets its jobs' ids.</summary>
+    private sealed class InsertLoop(string connectionString) : StatementLoop<(string Queue, List<byte[]> Payloads), long[]>(
+        connectionString,
+        // The ids are drawn in the arrays' order, so in ascending order they are the rows' ids.
+        $"INSERT INTO {Table} (queue, state, payload) SELECT q, 1, p FROM unnest($1::text[], $2::bytea[]) AS t(q, p) RETURNING id",
+        new NpgsqlParameter<string[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text },
+        new NpgsqlParameter<byte[][]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea })
+    {
         protected override long[][] CommitGroup(List<(string Queue, List<byte[]> Payloads)> items)
         {
             var queues = new List<string>();
@@ -188,10 +203,10 @@ internal sealed class PostgresQueueFloor : IDisposable
                     payloads.Add(payload);
                 }
             }
-            ((NpgsqlParameter<string[]>)_insert.Parameters[0]).TypedValue = [.. queues];
-            ((NpgsqlParameter<byte[][]>)_insert.Parameters[1]).TypedValue = [.. payloads];
+            ((NpgsqlParameter<string[]>)Statement.Parameters[0]).TypedValue = [.. queues];
+            ((NpgsqlParameter<byte[][]>)Statement.Parameters[1]).TypedValue = [.. payloads];
             var ids = new List<long>(payloads.Count);
-            using (var reader = _insert.ExecuteReader())
+            using (var reader = Statement.ExecuteReader())
             {
                 while (reader.Read()) ids.Add(reader.GetInt64(0));
             }
@@ -205,47 +220,23 @@ internal sealed class PostgresQueueFloor : IDisposable
             }
             return results;
         }
-
-        public override void Dispose()
-        {
-            base.Dispose();
-            _insert.Dispose();
-            _connection.Dispose();
-        }
     }
 
     /// <summary>Every ack request of a group in one durable transaction; each request learns which of its jobs were running.</summary>
-    private sealed class AckLoop : GroupCommitLoop<long[], HashSet<long>>
+    private sealed class AckLoop(string connectionString) : StatementLoop<long[], HashSet<long>>(
+        connectionString,
+        $"UPDATE {Table} SET state = 3 WHERE id = ANY($1) AND state = 2 RETURNING id",
+        new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint })
     {
-        private readonly NpgsqlConnection _connection;
-        private readonly NpgsqlCommand _complete;
-
-        public AckLoop(string connectionString)
-        {
-            _connection = new NpgsqlConnection(connectionString);
-            _connection.Open();
-            _complete = new NpgsqlCommand($"UPDATE {Table} SET state = 3 WHERE id = ANY($1) AND state = 2 RETURNING id", _connection);
-            _complete.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
-            _complete.Prepare();
-            Start();
-        }
-
         protected override HashSet<long>[] CommitGroup(List<long[]> items)
         {
-            ((NpgsqlParameter<long[]>)_complete.Parameters[0]).TypedValue = [.. items.SelectMany(ids => ids)];
+            ((NpgsqlParameter<long[]>)Statement.Parameters[0]).TypedValue = [.. items.SelectMany(ids => ids)];
             var done = new HashSet<long>();
-            using (var reader = _complete.ExecuteReader())
+            using (var reader = Statement.ExecuteReader())
             {
                 while (reader.Read()) done.Add(reader.GetInt64(0));
             }
             return [.. items.Select(_ => done)];
-        }
-
-        public override void Dispose()
-        {
-            base.Dispose();
-            _complete.Dispose();
-            _connection.Dispose();
         }
     }
 }
