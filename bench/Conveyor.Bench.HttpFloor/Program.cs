@@ -9,11 +9,11 @@ using Microsoft.Extensions.Logging;
 // against it to get the ceiling for single-request workloads:
 //   dotnet run -c Release --project bench/Conveyor.Bench.HttpFloor -- --port 5099 &
 //   dotnet bench/Conveyor.Bench/bin/Release/net10.0/conveyor-bench.dll --server http://127.0.0.1:5099 --workload single
-// With --durable DIR (a log file flushed with fdatasync) or --postgres CS (a log table) it is instead the least a durable
-// queue can do (DurableFloor), to run the W1/W2/W3 workloads against; with --postgres-queue CS the least a queue whose
+// With --durable DIR (a log file flushed with fdatasync), --sqlite DIR (a log table in SQLite) or --postgres CS (a log
+// table) it is instead the least a durable queue can do (DurableFloor), to run the W1/W2/W3 workloads against; with --postgres-queue CS the least a queue whose
 // jobs' states live in PostgreSQL can do (PostgresQueueFloor).
 var port = 5099;
-string? durableDirectory = null, postgres = null, postgresQueue = null;
+string? durableDirectory = null, sqliteDirectory = null, postgres = null, postgresQueue = null;
 for (var i = 0; i < args.Length; i += 2)
 {
     if (i + 1 == args.Length)
@@ -26,14 +26,15 @@ for (var i = 0; i < args.Length; i += 2)
         case "--port" when int.TryParse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture, out port) && port is >= 0 and <= 65535: break;
         case "--port": Console.Error.WriteLine($"conveyor-http-floor: --port needs a port number, not '{args[i + 1]}'"); return 2;
         case "--durable": durableDirectory = args[i + 1]; break;
+        case "--sqlite": sqliteDirectory = args[i + 1]; break;
         case "--postgres": postgres = args[i + 1]; break;
         case "--postgres-queue": postgresQueue = args[i + 1]; break;
-        default: Console.Error.WriteLine($"conveyor-http-floor: unknown option {args[i]} (use --port N, --durable DIR, --postgres CS, --postgres-queue CS)"); return 2;
+        default: Console.Error.WriteLine($"conveyor-http-floor: unknown option {args[i]} (use --port N, --durable DIR, --sqlite DIR, --postgres CS, --postgres-queue CS)"); return 2;
     }
 }
-if ((durableDirectory is null ? 0 : 1) + (postgres is null ? 0 : 1) + (postgresQueue is null ? 0 : 1) > 1)
+if (new[] { durableDirectory, sqliteDirectory, postgres, postgresQueue }.Count(option => option is not null) > 1)
 {
-    Console.Error.WriteLine("conveyor-http-floor: give one of --durable DIR, --postgres CS, --postgres-queue CS");
+    Console.Error.WriteLine("conveyor-http-floor: give one of --durable DIR, --sqlite DIR, --postgres CS, --postgres-queue CS");
     return 2;
 }
 // No appsettings.json and no watching of the working directory (a watcher there turns each write under it into file
@@ -49,6 +50,7 @@ var app = builder.Build();
 app.MapGet("/healthz", () => Results.Text("ok"));
 using FloorLog? log = postgres is not null ? new PostgresFloorLog(postgres)
     : durableDirectory is not null ? new FileFloorLog(Path.Combine(Directory.CreateDirectory(durableDirectory).FullName, "floor.log"))
+    : sqliteDirectory is not null ? new SqliteFloorLog(Path.Combine(Directory.CreateDirectory(sqliteDirectory).FullName, "floor.db"))
     : null;
 using var postgresQueueFloor = postgresQueue is null ? null : new PostgresQueueFloor(postgresQueue);
 if (log is not null)
