@@ -36,9 +36,10 @@ internal sealed class PostgresQueueFloor : IDisposable
         }
         _inserts = new InsertLoop(connectionString);
         _acks = new AckLoop(connectionString);
+        var leases = new NpgsqlConnectionStringBuilder(connectionString);
         _leases = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString)
         {
-            Options = "-c synchronous_commit=off",
+            Options = $"{leases.Options} -c synchronous_commit=off".TrimStart(),
             MaxAutoPrepare = 8,
             NoResetOnClose = true, // as Conveyor's store: nothing session-scoped is left on a pooled connection
         }.ConnectionString);

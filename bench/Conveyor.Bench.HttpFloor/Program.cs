@@ -10,8 +10,8 @@ using Microsoft.Extensions.Logging;
 //   dotnet run -c Release --project bench/Conveyor.Bench.HttpFloor -- --port 5099 &
 //   dotnet bench/Conveyor.Bench/bin/Release/net10.0/conveyor-bench.dll --server http://127.0.0.1:5099 --workload single
 // With --durable DIR (a log file flushed with fdatasync), --sqlite DIR (a log table in SQLite) or --postgres CS (a log
-// table) it is instead the least a durable queue can do (DurableFloor), to run the W1/W2/W3 workloads against; with --postgres-queue CS the least a queue whose
-// jobs' states live in PostgreSQL can do (PostgresQueueFloor).
+// table) it is instead the least a durable queue can do (DurableFloor), to run the W1/W2/W3 workloads against; with
+// --postgres-queue CS, the least a queue whose jobs live as PostgreSQL rows can do (PostgresQueueFloor).
 var port = 5099;
 string? durableDirectory = null, sqliteDirectory = null, postgres = null, postgresQueue = null;
 for (var i = 0; i < args.Length; i += 2)
