@@ -26,5 +26,15 @@ internal sealed class WakeSignal
         }
     }
 
+    /// <summary>
+    /// How long to sleep until <paramref name="at"/>: rounded up to a whole millisecond past it (a timer then never fires
+    /// before it), and kept within <paramref name="least"/> and <paramref name="most"/>.
+    /// </summary>
+    public static TimeSpan Until(DateTimeOffset at, DateTimeOffset now, TimeSpan least, TimeSpan most)
+    {
+        var wait = TimeSpan.FromMilliseconds(Math.Ceiling((at - now).TotalMilliseconds) + 1);
+        return wait < least ? least : wait > most ? most : wait;
+    }
+
     private static TaskCompletionSource New() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 }

@@ -28,7 +28,7 @@ public sealed class CronScheduler(IJobStore store, TimeProvider time, ServerOpti
             try
             {
                 var (_, next) = await RunAsync(stoppingToken);
-                if (next is { } at) wait = Clamp(at - time.GetUtcNow(), recheck);
+                if (next is { } at) wait = WakeSignal.Until(at, time.GetUtcNow(), TimeSpan.Zero, recheck);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -37,13 +37,6 @@ public sealed class CronScheduler(IJobStore store, TimeProvider time, ServerOpti
             }
             await _changed.SleepAsync(wait, time, stoppingToken);
         }
-    }
-
-    /// <summary>Until <paramref name="untilNext"/>, rounded up to a whole millisecond past it (a timer never fires early then), and at most <paramref name="recheck"/>.</summary>
-    private static TimeSpan Clamp(TimeSpan untilNext, TimeSpan recheck)
-    {
-        var ms = Math.Max(0, Math.Ceiling(untilNext.TotalMilliseconds)) + 1;
-        return ms >= recheck.TotalMilliseconds ? recheck : TimeSpan.FromMilliseconds(ms);
     }
 
     /// <summary>Enqueues every schedule's due occurrence once. The loop calls this each time it wakes; tests call it directly.</summary>

@@ -48,8 +48,7 @@ internal sealed class SubmissionLeaseReaper(
                 if (!options.StoreIsShared)
                 {
                     var next = await store.NextLeaseExpiryAsync(iteration.Token);
-                    var until = next is { } at ? at - time.GetUtcNow() + TimeSpan.FromMilliseconds(1) : recheck;
-                    wait = until < Interval ? Interval : until > recheck ? recheck : until;
+                    wait = next is { } at ? WakeSignal.Until(at, time.GetUtcNow(), Interval, recheck) : recheck;
                 }
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
