@@ -95,11 +95,69 @@ internal sealed class FloorJob(long id, string queue, byte[] payload, DateTimeOf
     public string? Token { get; set; }
 }
 
+/// <summary>
+/// The leases long-polling on one queue. A lease listens before it looks, so a job added between its look and its wait
+/// still wakes it.
+/// </summary>
+internal sealed class FloorWaiters
+{
+    private readonly List<TaskCompletionSource> _waiting = [];
+
+    public TaskCompletionSource Listen()
+    {
+        var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_waiting) _waiting.Add(waiter);
+        return waiter;
+    }
+
+    public void Forget(TaskCompletionSource waiter)
+    {
+        lock (_waiting) _waiting.Remove(waiter);
+    }
+
+    public void WakeAll()
+    {
+        lock (_waiting)
+        {
+            foreach (var waiter in _waiting) waiter.TrySetResult();
+            _waiting.Clear();
+        }
+    }
+
+    /// <summary>
+    /// Looks with <paramref name="look"/> until it finds jobs or <paramref name="wait"/> has passed, sleeping between looks
+    /// until woken.
+    /// </summary>
+    public async Task<List<FloorJob>> PollAsync(Func<Task<List<FloorJob>>> look, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + wait;
+        while (true)
+        {
+            var woken = Listen();
+            var jobs = await look();
+            var left = deadline - DateTime.UtcNow;
+            if (jobs.Count > 0 || left <= TimeSpan.Zero)
+            {
+                Forget(woken);
+                return jobs;
+            }
+            try
+            {
+                await woken.Task.WaitAsync(left, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                Forget(woken);
+            }
+        }
+    }
+}
+
 /// <summary>A queue's ready jobs in order, and the leases long-polling for them.</summary>
 internal sealed class FloorQueue
 {
     private readonly Queue<FloorJob> _ready = new();
-    private readonly List<TaskCompletionSource> _waiting = [];
+    private readonly FloorWaiters _waiters = new();
     private long _leases;
 
     public void Add(FloorJob[] jobs)
@@ -107,45 +165,27 @@ internal sealed class FloorQueue
         lock (_ready)
         {
             foreach (var job in jobs) _ready.Enqueue(job);
-            foreach (var waiter in _waiting) waiter.TrySetResult();
-            _waiting.Clear();
         }
+        _waiters.WakeAll();
     }
 
-    public async Task<List<FloorJob>> TakeAsync(int max, TimeSpan wait, CancellationToken cancellationToken)
+    public Task<List<FloorJob>> TakeAsync(int max, TimeSpan wait, CancellationToken cancellationToken) =>
+        _waiters.PollAsync(() => Task.FromResult(Take(max)), wait, cancellationToken);
+
+    private List<FloorJob> Take(int max)
     {
-        var deadline = DateTime.UtcNow + wait;
         var taken = new List<FloorJob>();
-        while (true)
+        lock (_ready)
         {
-            TaskCompletionSource waiter;
-            lock (_ready)
+            if (_ready.Count == 0) return taken;
+            var token = $"t{++_leases}-";
+            while (taken.Count < max && _ready.TryDequeue(out var job))
             {
-                if (_ready.Count > 0)
-                {
-                    var token = $"t{++_leases}-";
-                    while (taken.Count < max && _ready.TryDequeue(out var job))
-                    {
-                        job.Token = token + job.Id;
-                        taken.Add(job);
-                    }
-                    return taken;
-                }
-                waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                _waiting.Add(waiter);
-            }
-            var left = deadline - DateTime.UtcNow;
-            try
-            {
-                if (left <= TimeSpan.Zero) throw new TimeoutException();
-                await waiter.Task.WaitAsync(left, cancellationToken);
-            }
-            catch (TimeoutException)
-            {
-                lock (_ready) _waiting.Remove(waiter);
-                return taken;
+                job.Token = token + job.Id;
+                taken.Add(job);
             }
         }
+        return taken;
     }
 }
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Npgsql;
@@ -19,7 +20,7 @@ internal sealed class PostgresQueueFloor : IDisposable
     private readonly InsertLoop _inserts;
     private readonly AckLoop _acks;
     private readonly NpgsqlDataSource _leases;
-    private readonly Dictionary<string, List<TaskCompletionSource>> _waiting = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, FloorWaiters> _waiting = new(StringComparer.Ordinal);
 
     public PostgresQueueFloor(string connectionString)
     {
@@ -36,13 +37,13 @@ internal sealed class PostgresQueueFloor : IDisposable
         }
         _inserts = new InsertLoop(connectionString);
         _acks = new AckLoop(connectionString);
-        var leases = new NpgsqlConnectionStringBuilder(connectionString);
-        _leases = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString)
+        var leases = new NpgsqlConnectionStringBuilder(connectionString)
         {
-            Options = $"{leases.Options} -c synchronous_commit=off".TrimStart(),
             MaxAutoPrepare = 8,
             NoResetOnClose = true, // as Conveyor's store: nothing session-scoped is left on a pooled connection
-        }.ConnectionString);
+        };
+        leases.Options = $"{leases.Options} -c synchronous_commit=off".TrimStart();
+        _leases = NpgsqlDataSource.Create(leases.ConnectionString);
     }
 
     public void Map(WebApplication app)
@@ -60,35 +61,15 @@ internal sealed class PostgresQueueFloor : IDisposable
         var created = DateTimeOffset.UtcNow;
         var jobs = new FloorJob[payloads.Count];
         for (var i = 0; i < jobs.Length; i++) jobs[i] = new FloorJob(ids[i], queue, payloads[i], created);
-        Wake(queue);
+        Waiters(queue).WakeAll();
         await FloorHttp.WriteEnqueuedAsync(context, batch, jobs);
     }
 
     private async Task LeaseAsync(string queue, HttpContext context)
     {
         var (max, wait) = FloorHttp.LeaseRequest(await FloorHttp.ReadBodyAsync(context));
-        var deadline = DateTime.UtcNow + wait;
-        while (true)
-        {
-            // Listen before looking, so that an insert committed between the look and the wait still wakes this lease.
-            var woken = Listen(queue);
-            var jobs = await ClaimAsync(queue, max, context.RequestAborted);
-            var left = deadline - DateTime.UtcNow;
-            if (jobs.Count > 0 || left <= TimeSpan.Zero)
-            {
-                Forget(queue, woken);
-                await FloorHttp.WriteLeasedAsync(context, jobs);
-                return;
-            }
-            try
-            {
-                await woken.Task.WaitAsync(left, context.RequestAborted);
-            }
-            catch (TimeoutException)
-            {
-                Forget(queue, woken);
-            }
-        }
+        var jobs = await Waiters(queue).PollAsync(() => ClaimAsync(queue, max, context.RequestAborted), wait, context.RequestAborted);
+        await FloorHttp.WriteLeasedAsync(context, jobs);
     }
 
     private async Task<List<FloorJob>> ClaimAsync(string queue, int max, CancellationToken cancellationToken)
@@ -126,31 +107,7 @@ internal sealed class PostgresQueueFloor : IDisposable
         await FloorHttp.WriteAckResultsAsync(context, acks, statuses);
     }
 
-    private TaskCompletionSource Listen(string queue)
-    {
-        var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_waiting)
-        {
-            if (!_waiting.TryGetValue(queue, out var list)) _waiting[queue] = list = [];
-            list.Add(waiter);
-        }
-        return waiter;
-    }
-
-    private void Forget(string queue, TaskCompletionSource waiter)
-    {
-        lock (_waiting) _waiting[queue].Remove(waiter);
-    }
-
-    private void Wake(string queue)
-    {
-        lock (_waiting)
-        {
-            if (!_waiting.TryGetValue(queue, out var list)) return;
-            foreach (var waiter in list) waiter.TrySetResult();
-            list.Clear();
-        }
-    }
+    private FloorWaiters Waiters(string queue) => _waiting.GetOrAdd(queue, _ => new FloorWaiters());
 
     public void Dispose()
     {
