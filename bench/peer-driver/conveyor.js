@@ -1,8 +1,8 @@
 'use strict';
 // Conveyor as a "peer" of the peers' own Node driver (../shared/peers/bench/driver.js), so that Conveyor runs the
-// very workloads, client library and process layout the peers ran: W1, W2 and W3 as the driver defines them, Node's
-// undici client for every call, workers in a child process. bench/peer-driver/run.sh copies this file into a copy
-// of the peers' folder as bench/adapters/conveyor-<store>.js and starts the server; see docs/benchmarks.md.
+// very workloads, Node runtime and process layout the peers ran: W1, W2 and W3 as the driver defines them, undici for
+// every call, workers in a child process. bench/peer-driver/run.sh copies this file into a copy of the peers' folder
+// as bench/adapters/conveyor-<store>.js and starts the server; see docs/benchmarks.md.
 //
 // Worker model: CONCURRENCY loops in each worker process, each one
 //   lease (long poll, up to BATCH jobs) -> the no-op handler per job -> one ack completing the batch.
