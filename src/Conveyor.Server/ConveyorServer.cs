@@ -112,6 +112,7 @@ public static class ConveyorServer
         app.UseRouting();
         app.UseMiddleware<AccessControlMiddleware>();
         JobEndpoints.Map(app);
+        Sockets.JobSocket.Map(app);
         AdminEndpoints.Map(app);
         CompatEndpoints.Map(app);
         MetricsEndpoint.Map(app);

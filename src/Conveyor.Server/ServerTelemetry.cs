@@ -21,9 +21,11 @@ internal static class ServerTelemetry
     /// nobody records has nothing for a worker to continue, and its 55 characters would be written into every version
     /// of the job's row.
     /// </summary>
-    public static string? TraceParentFor(HttpContext context)
+    public static string? TraceParentFor(HttpContext context) => TraceParentFor(TraceHeader(context, "traceparent"));
+
+    /// <summary>The same for a caller's traceparent that came some other way (a WebSocket message).</summary>
+    public static string? TraceParentFor(string? header)
     {
-        var header = context.Request.Headers.TryGetValue("traceparent", out var values) && values.Count == 1 ? values[0] : null;
         if (Activity.Current is { IdFormat: ActivityIdFormat.W3C } current && (header is not null || current.Recorded)) return current.Id;
         return header;
     }
@@ -33,17 +35,22 @@ internal static class ServerTelemetry
     /// else the caller's <c>traceparent</c> header: the request gets no Activity of its own when only our source is
     /// listened to (see the hosting log filter in ConveyorServer), and the span must still join the caller's trace.
     /// </summary>
-    public static Activity? StartSpan(string name, HttpContext context)
+    public static Activity? StartSpan(string name, HttpContext context) =>
+        Source.HasListeners() ? StartSpan(name, TraceHeader(context, "traceparent"), TraceHeader(context, "tracestate")) : null;
+
+    /// <summary>The same with the caller's trace context given directly (a WebSocket message carries its own).</summary>
+    public static Activity? StartSpan(string name, string? traceParent, string? traceState)
     {
         if (!Source.HasListeners()) return null;
-        if (Activity.Current is null && context.Request.Headers.TryGetValue("traceparent", out var header) && header.Count == 1
-            && ActivityContext.TryParse(header[0], context.Request.Headers.TryGetValue("tracestate", out var state) ? state[0] : null,
-                out var parent))
+        if (Activity.Current is null && traceParent is not null && ActivityContext.TryParse(traceParent, traceState, out var parent))
         {
             return Source.StartActivity(name, ActivityKind.Internal, parent);
         }
         return Source.StartActivity(name);
     }
+
+    private static string? TraceHeader(HttpContext context, string name) =>
+        context.Request.Headers.TryGetValue(name, out var values) && values.Count == 1 ? values[0] : null;
 
     public static void AddOtlpExportWhenConfigured(IServiceCollection services)
     {

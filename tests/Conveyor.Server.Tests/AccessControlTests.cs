@@ -62,6 +62,7 @@ public sealed class AccessControlTests(KeyedServerFixture server) : IClassFixtur
             ("GET", "/v1/queues", "", "pca"),
             ("GET", "/v1/stats", "", "pca"),
             ("GET", "/metrics", "", "pca"),
+            ("GET", "/v1/jobs/socket", "", "pca"),
             ("POST", "/v1/jobs/1/cancel", "", "a"),
             ("POST", "/v1/jobs/1/retry", "", "a"),
             ("POST", "/v1/queues/auth/pause", "", "a"),

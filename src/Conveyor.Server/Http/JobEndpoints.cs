@@ -12,17 +12,14 @@ internal static class JobEndpoints
     {
         // The producer and worker routes are given their singletons here: a handler parameter taken from the request's
         // services makes ASP.NET Core create and dispose a DI scope for every request, a cost on the hottest routes.
-        var store = app.ServiceProvider.GetRequiredService<IJobStore>();
-        var options = app.ServiceProvider.GetRequiredService<ServerOptions>();
-        var time = app.ServiceProvider.GetRequiredService<TimeProvider>();
-        var push = app.ServiceProvider.GetRequiredService<Delivery.PushQueues>();
-        var lifetime = app.ServiceProvider.GetRequiredService<IHostApplicationLifetime>();
+        var s = JobServices.From(app.ServiceProvider);
+        var (store, options) = (s.Store, s.Options);
         var v1 = app.MapGroup("/v1")
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .WithTags("jobs");
-        v1.MapPost("/queues/{queue}/jobs", (string queue, HttpContext context) => EnqueueOne(queue, context, store, options, time, push)).Requires(Access.Enqueue)
+        v1.MapPost("/queues/{queue}/jobs", (string queue, HttpContext context) => EnqueueOne(queue, context, s)).Requires(Access.Enqueue)
             .WithName("enqueueJob")
             .WithSummary("Enqueue one job")
             .Accepts<EnqueueBody>("application/json")
@@ -31,7 +28,7 @@ internal static class JobEndpoints
             .ProducesProblem(400)
             .ProducesProblem(409)
             .ProducesProblem(413);
-        v1.MapPost("/queues/{queue}/jobs/batch", (string queue, HttpContext context) => EnqueueBatch(queue, context, store, options, time, push)).Requires(Access.Enqueue)
+        v1.MapPost("/queues/{queue}/jobs/batch", (string queue, HttpContext context) => EnqueueBatch(queue, context, s)).Requires(Access.Enqueue)
             .WithName("enqueueJobs")
             .WithSummary("Enqueue many jobs (JSON array, or NDJSON with Content-Type application/x-ndjson)")
             .Accepts<List<EnqueueBody>>("application/json", "application/x-ndjson")
@@ -39,7 +36,7 @@ internal static class JobEndpoints
             .ProducesProblem(400)
             .ProducesProblem(409)
             .ProducesProblem(413);
-        v1.MapPost("/queues/{queue}/lease", (string queue, HttpContext context) => Lease(queue, context, store, lifetime, push)).Requires(Access.Work)
+        v1.MapPost("/queues/{queue}/lease", (string queue, HttpContext context) => Lease(queue, context, s)).Requires(Access.Work)
             .WithName("leaseJobs")
             .WithSummary("Lease available jobs, long-polling up to wait_ms")
             .Accepts<LeaseBody>("application/json")
@@ -47,7 +44,7 @@ internal static class JobEndpoints
             .Produces(204)
             .ProducesProblem(400)
             .ProducesProblem(409);
-        v1.MapPost("/jobs/{id:long}/heartbeat", (long id, HttpContext context) => Heartbeat(id, context, store)).Requires(Access.Work)
+        v1.MapPost("/jobs/{id:long}/heartbeat", (long id, HttpContext context) => Heartbeat(id, context, s)).Requires(Access.Work)
             .WithName("heartbeatJob")
             .WithSummary("Extend a lease and record progress")
             .Accepts<HeartbeatBody>("application/json")
@@ -79,7 +76,7 @@ internal static class JobEndpoints
             .ProducesProblem(400)
             .ProducesProblem(404)
             .ProducesProblem(409);
-        v1.MapPost("/jobs/ack", (Func<HttpContext, Task<IResult>>)(context => Ack(context, store, options))).Requires(Access.Work)
+        v1.MapPost("/jobs/ack", (Func<HttpContext, Task<IResult>>)(context => Ack(context, s))).Requires(Access.Work)
             .WithName("ackJobs")
             .WithSummary("Complete, fail and release many jobs in one call")
             .Accepts<AckBody>("application/json")
@@ -144,167 +141,32 @@ internal static class JobEndpoints
             .Produces<StatsResponse>(200);
     }
 
-    private static async Task<IResult> EnqueueOne(
-        string queue, HttpContext context, IJobStore store, ServerOptions options, TimeProvider time, Delivery.PushQueues push)
+    private static Task<IResult> EnqueueOne(string queue, HttpContext context, JobServices s) =>
+        WithBody(context, s.Options.MaxJobBytes, body => JobOperations.EnqueueOneAsync(queue, body, JobCall.From(context), s));
+
+    private static Task<IResult> EnqueueBatch(string queue, HttpContext context, JobServices s)
     {
-        if (JobRequests.CheckQueue(queue) is { } bad) return Problems.BadRequest(bad);
-        var (body, tooLarge) = await RequestBody.ReadAsync(context, options.MaxJobBytes);
+        var ndjson = context.Request.ContentType is { } type &&
+            (type.StartsWith("application/x-ndjson", StringComparison.OrdinalIgnoreCase) ||
+             type.StartsWith("application/jsonl", StringComparison.OrdinalIgnoreCase));
+        return WithBody(context, s.Options.MaxBodyBytes, body => JobOperations.EnqueueBatchAsync(queue, body, ndjson, JobCall.From(context), s));
+    }
+
+    private static Task<IResult> Lease(string queue, HttpContext context, JobServices s) =>
+        WithBody(context, 64 * 1024, body => JobOperations.LeaseAsync(queue, body, JobCall.From(context), context.RequestAborted, s));
+
+    private static Task<IResult> Heartbeat(long id, HttpContext context, JobServices s) =>
+        WithBody(context, 64 * 1024, body => JobOperations.HeartbeatAsync(id, body, JobCall.From(context), s));
+
+    private static Task<IResult> Ack(HttpContext context, JobServices s) =>
+        WithBody(context, s.Options.MaxBodyBytes, body => JobOperations.AckAsync(body, JobCall.From(context), s));
+
+    /// <summary>Reads the body (413 past the limit), runs the operation on it, and returns the pooled buffer.</summary>
+    private static async Task<IResult> WithBody(HttpContext context, long limit, Func<ReadOnlyMemory<byte>, Task<JobAnswer>> operation)
+    {
+        var (body, tooLarge) = await RequestBody.ReadAsync(context, limit);
         if (body is null) return tooLarge!;
-        using (body)
-        {
-            if (body.IsEmpty) return Problems.BadRequest("The request body is empty: send a JSON object such as {\"kind\": \"email.send\", \"payload\": {}}.");
-            if (!RequestBody.TryParse(body.Span, BodyJson.Default.EnqueueBody, out var request, out var error)) return error!;
-            if (request is null) return Problems.BadRequest("The request body must be a JSON object, not null.");
-            using var span = ServerTelemetry.StartSpan("conveyor.enqueue", context);
-            span?.SetTag("conveyor.queue", queue);
-            if (!JobRequests.TryBuild(queue, request, time.GetUtcNow(), ServerTelemetry.TraceParentFor(context), out var job, out var invalid, options.DeliverySecrets))
-                return Problems.BadRequest(invalid!);
-            if (job.DestinationsJson is not null && await push.EnsurePushAsync(queue, context.RequestAborted) is { } notPush) return Problems.Conflict(notPush);
-            // Durability checkpoint: the store answers only once the insert is committed and fsynced.
-            var inserted = (await store.JobInsertManyAsync([job], context.RequestAborted))[0];
-            context.Response.Headers.Location = $"/v1/jobs/{inserted.Id}";
-            if (!inserted.Replayed) return JsonWriterResult.Job(job.AsInserted(inserted), 201);
-            var existing = await store.JobGetAsync(inserted.Id, CancellationToken.None);
-            return existing is null ? Problems.NotFound($"Job {inserted.Id} was removed before it could be returned.") : JsonWriterResult.Job(existing);
-        }
-    }
-
-    private static async Task<IResult> EnqueueBatch(
-        string queue, HttpContext context, IJobStore store, ServerOptions options, TimeProvider time, Delivery.PushQueues push)
-    {
-        if (JobRequests.CheckQueue(queue) is { } bad) return Problems.BadRequest(bad);
-        var (body, tooLarge) = await RequestBody.ReadAsync(context, options.MaxBodyBytes);
-        if (body is null) return tooLarge!;
-        using (body)
-        {
-            var ndjson = context.Request.ContentType is { } type &&
-                (type.StartsWith("application/x-ndjson", StringComparison.OrdinalIgnoreCase) ||
-                 type.StartsWith("application/jsonl", StringComparison.OrdinalIgnoreCase));
-            var (requests, parseError) = ndjson ? ParseNdjson(body.Memory) : ParseArray(body.Span);
-            if (parseError is not null) return parseError;
-            if (requests!.Count > JobLimits.MaxBatchJobs)
-                return Problems.TooLarge($"A batch may hold at most {JobLimits.MaxBatchJobs:N0} jobs, not {requests.Count:N0}: split it.");
-            var now = time.GetUtcNow();
-            using var span = ServerTelemetry.StartSpan("conveyor.enqueue_batch", context);
-            span?.SetTag("conveyor.queue", queue);
-            span?.SetTag("conveyor.jobs", requests.Count);
-            var traceParent = ServerTelemetry.TraceParentFor(context);
-            var jobs = new List<NewJob>(requests.Count);
-            for (var i = 0; i < requests.Count; i++)
-            {
-                var (request, size) = requests[i];
-                if (size > options.MaxJobBytes)
-                    return Problems.TooLarge($"Job {i} of the batch is {size:N0} bytes, over the limit of {options.MaxJobBytes:N0} bytes per job.");
-                if (request is null) return Problems.BadRequest($"Job {i} of the batch is null: each must be a JSON object.");
-                if (!JobRequests.TryBuild(queue, request, now, traceParent, out var job, out var invalid, options.DeliverySecrets))
-                    return Problems.BadRequest($"Job {i} of the batch is invalid: {invalid} Nothing was enqueued.");
-                jobs.Add(job);
-            }
-            if (jobs.Exists(j => j.DestinationsJson is not null) && await push.EnsurePushAsync(queue, context.RequestAborted) is { } notPush)
-                return Problems.Conflict(notPush);
-            var inserted = await store.JobInsertManyAsync(jobs, context.RequestAborted);
-            return new JsonWriterResult(200, w =>
-            {
-                w.WriteStartObject();
-                w.WriteNumber("count", inserted.Count);
-                w.WriteStartArray("jobs");
-                foreach (var job in inserted)
-                {
-                    w.WriteStartObject();
-                    w.WriteNumber("id", job.Id);
-                    w.WriteBoolean("replayed", job.Replayed);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-                w.WriteEndObject();
-            });
-        }
-    }
-
-    private static (List<(EnqueueBody?, long)>?, IResult?) ParseArray(ReadOnlySpan<byte> json)
-    {
-        var reader = new Utf8JsonReader(json);
-        var items = new List<(EnqueueBody?, long)>();
-        try
-        {
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartArray)
-                return (null, Problems.BadRequest("The batch body must be a JSON array of jobs, or NDJSON with Content-Type: application/x-ndjson."));
-            while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
-            {
-                var start = reader.TokenStartIndex;
-                var item = JsonSerializer.Deserialize(ref reader, BodyJson.Default.EnqueueBody);
-                items.Add((item, reader.BytesConsumed - start));
-            }
-            if (reader.TokenType != JsonTokenType.EndArray || reader.Read())
-                return (null, Problems.BadRequest("The batch body must hold exactly one JSON array."));
-        }
-        catch (JsonException e)
-        {
-            return (null, Problems.BadRequest($"Job {items.Count} of the batch: {RequestBody.Describe(e)}"));
-        }
-        return (items, null);
-    }
-
-    private static (List<(EnqueueBody?, long)>?, IResult?) ParseNdjson(ReadOnlyMemory<byte> body)
-    {
-        var items = new List<(EnqueueBody?, long)>();
-        var rest = body.Span;
-        var line = 0;
-        while (!rest.IsEmpty)
-        {
-            line++;
-            var end = rest.IndexOf((byte)'\n');
-            var current = end < 0 ? rest : rest[..end];
-            rest = end < 0 ? [] : rest[(end + 1)..];
-            if (current.Trim(" \t\r"u8).IsEmpty) continue;
-            if (!RequestBody.TryParse(current, BodyJson.Default.EnqueueBody, out var item, out _))
-            {
-                return (null, Problems.BadRequest($"Line {line} of the NDJSON body is not a valid job: {Encoding.UTF8.GetString(current[..Math.Min(current.Length, 80)])}"));
-            }
-            items.Add((item, current.Length));
-        }
-        return (items, null);
-    }
-
-    private static async Task<IResult> Lease(string queue, HttpContext context, IJobStore store, IHostApplicationLifetime lifetime, Delivery.PushQueues push)
-    {
-        if (JobRequests.CheckQueue(queue) is { } bad) return Problems.BadRequest(bad);
-        if (push.IsPush(queue))
-            return Problems.Conflict($"Queue '{queue}' is a push queue: the server delivers its jobs to their destinations, so workers cannot lease them.");
-        var (body, tooLarge) = await RequestBody.ReadAsync(context, 64 * 1024);
-        if (body is null) return tooLarge!;
-        LeaseBody? request;
-        using (body)
-        {
-            request = new LeaseBody();
-            if (!body.IsEmpty && !RequestBody.TryParse(body.Span, BodyJson.Default.LeaseBody, out request, out var error)) return error!;
-        }
-        if (!JobRequests.TryLease(queue, request ?? new LeaseBody(), out var lease, out var invalid)) return Problems.BadRequest(invalid!);
-        // A long poll ends early when the client goes away or the server is shutting down.
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
-        using var span = ServerTelemetry.StartSpan("conveyor.lease", context);
-        span?.SetTag("conveyor.queue", queue);
-        IReadOnlyList<Job> jobs;
-        try
-        {
-            jobs = await store.JobLeaseAvailableAsync(lease, stop.Token);
-        }
-        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
-        {
-            return Results.NoContent();
-        }
-        span?.SetTag("conveyor.jobs", jobs.Count);
-        return jobs.Count == 0 ? Results.NoContent() : JsonWriterResult.Jobs(jobs);
-    }
-
-    private static async Task<IResult> Heartbeat(long id, HttpContext context, IJobStore store)
-    {
-        var (request, error) = await ParseSmall(context, BodyJson.Default.HeartbeatBody);
-        if (request is null) return error!;
-        if (string.IsNullOrEmpty(request.LeaseToken)) return Problems.BadRequest($"lease_token is required to heartbeat job {id}.");
-        if (!JobRequests.TryExtend(request.ExtendMs, out var extend, out var invalid)) return Problems.BadRequest(invalid!);
-        var outcome = await store.JobHeartbeatAsync(id, request.LeaseToken, extend, request.Progress?.GetRawText(), context.RequestAborted);
-        return await JobOrProblem(outcome, store);
+        using (body) return (await operation(body.Memory)).Result;
     }
 
     private static async Task<IResult> Complete(long id, HttpContext context, IJobStore store, ServerOptions options)
@@ -315,7 +177,7 @@ internal static class JobEndpoints
         using var span = ServerTelemetry.StartSpan("conveyor.complete", context);
         span?.SetTag("conveyor.job_id", id);
         var outcome = (await store.JobAckManyAsync([ack], context.RequestAborted))[0];
-        return await JobOrProblem(outcome, store);
+        return await JobOperations.JobOrProblemAsync(outcome, store);
     }
 
     private static async Task<IResult> Fail(long id, HttpContext context, IJobStore store, ServerOptions options)
@@ -326,7 +188,7 @@ internal static class JobEndpoints
         using var span = ServerTelemetry.StartSpan("conveyor.fail", context);
         span?.SetTag("conveyor.job_id", id);
         var outcome = (await store.JobAckManyAsync([ack], context.RequestAborted))[0];
-        return await JobOrProblem(outcome, store);
+        return await JobOperations.JobOrProblemAsync(outcome, store);
     }
 
     private static async Task<IResult> Release(long id, HttpContext context, IJobStore store)
@@ -335,7 +197,7 @@ internal static class JobEndpoints
         if (request is null) return error!;
         if (string.IsNullOrEmpty(request.LeaseToken)) return Problems.BadRequest($"lease_token is required to release job {id}.");
         var outcome = (await store.JobAckManyAsync([AckRequest.Release(id, request.LeaseToken)], context.RequestAborted))[0];
-        return await JobOrProblem(outcome, store);
+        return await JobOperations.JobOrProblemAsync(outcome, store);
     }
 
     /// <summary>RPC: waits up to wait_ms for the job to finish. 200 + job once finished, 202 + job while it is not yet.</summary>
@@ -359,56 +221,11 @@ internal static class JobEndpoints
         return JsonWriterResult.Job(job, job.State.IsFinished() ? 200 : 202);
     }
 
-    private static async Task<IResult> Ack(HttpContext context, IJobStore store, ServerOptions options)
-    {
-        var (request, error) = await ParseSmall(context, BodyJson.Default.AckBody, options.MaxBodyBytes);
-        if (request is null) return error!;
-        var acks = new List<AckRequest>((request.Complete?.Count ?? 0) + (request.Fail?.Count ?? 0));
-        foreach (var (item, i) in (request.Complete ?? []).Select((c, i) => (c, i)))
-        {
-            if (item.Id is not { } id) return Problems.BadRequest($"complete[{i}] needs an id.");
-            if (!JobRequests.TryComplete(id, item, out var ack, out var invalid)) return Problems.BadRequest($"complete[{i}]: {invalid}");
-            acks.Add(ack);
-        }
-        foreach (var (item, i) in (request.Fail ?? []).Select((f, i) => (f, i)))
-        {
-            if (item.Id is not { } id) return Problems.BadRequest($"fail[{i}] needs an id.");
-            if (!JobRequests.TryFail(id, item, out var ack, out var invalid)) return Problems.BadRequest($"fail[{i}]: {invalid}");
-            acks.Add(ack);
-        }
-        foreach (var (item, i) in (request.Release ?? []).Select((r, i) => (r, i)))
-        {
-            if (item.Id is not { } id || string.IsNullOrEmpty(item.LeaseToken)) return Problems.BadRequest($"release[{i}] needs an id and a lease_token.");
-            acks.Add(AckRequest.Release(id, item.LeaseToken));
-        }
-        if (acks.Count > JobLimits.MaxBatchJobs)
-            return Problems.TooLarge($"One ack may carry at most {JobLimits.MaxBatchJobs:N0} items, not {acks.Count:N0}.");
-        using var span = ServerTelemetry.StartSpan("conveyor.ack", context);
-        span?.SetTag("conveyor.jobs", acks.Count);
-        var outcomes = await store.JobAckManyAsync(acks, context.RequestAborted);
-        return new JsonWriterResult(200, w =>
-        {
-            w.WriteStartObject();
-            w.WriteStartArray("results");
-            foreach (var o in outcomes)
-            {
-                w.WriteStartObject();
-                w.WriteNumber("id", o.Id);
-                w.WriteNumber("status", Problems.StatusCode(o));
-                if (o.State is { } state) w.WriteString("state", state.ToWire()); else w.WriteNull("state");
-                if (o.Detail is { } detail) w.WriteString("detail", detail); else w.WriteNull("detail");
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteEndObject();
-        });
-    }
-
     private static async Task<IResult> Cancel(long id, IJobStore store, CancellationToken ct) =>
-        await JobOrProblem(await store.JobCancelAsync(id, ct), store);
+        await JobOperations.JobOrProblemAsync(await store.JobCancelAsync(id, ct), store);
 
     private static async Task<IResult> Retry(long id, IJobStore store, CancellationToken ct) =>
-        await JobOrProblem(await store.JobRetryAsync(id, ct), store);
+        await JobOperations.JobOrProblemAsync(await store.JobRetryAsync(id, ct), store);
 
     private static async Task<IResult> Get(long id, IJobStore store, CancellationToken ct) =>
         await store.JobGetAsync(id, ct) is { } job ? JsonWriterResult.Job(job) : Problems.NotFound($"Job {id} was not found.");
@@ -496,25 +313,12 @@ internal static class JobEndpoints
         });
     }
 
-    private static async Task<IResult> JobOrProblem(JobOutcome outcome, IJobStore store)
-    {
-        if (!outcome.IsOk) return Problems.From(outcome);
-        return await store.JobGetAsync(outcome.Id, CancellationToken.None) is { } job
-            ? JsonWriterResult.Job(job)
-            : Problems.NotFound($"Job {outcome.Id} was not found.");
-    }
-
     /// <summary>Reads a small JSON body; an empty body is refused since these routes need a lease token.</summary>
     private static async Task<(T?, IResult?)> ParseSmall<T>(HttpContext context, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, long limit = 64 * 1024)
         where T : class
     {
         var (body, tooLarge) = await RequestBody.ReadAsync(context, limit);
         if (body is null) return (null, tooLarge);
-        using (body)
-        {
-            if (body.IsEmpty) return (null, Problems.BadRequest("The request body is empty: send a JSON object with the lease_token you got from the lease."));
-            if (!RequestBody.TryParse(body.Span, type, out var value, out var error)) return (null, error);
-            return value is null ? (null, Problems.BadRequest("The request body must be a JSON object, not null.")) : (value, null);
-        }
+        using (body) return JobOperations.TryParseObject(body.Span, type, out var value, out var error) ? (value, null) : (null, error);
     }
 }

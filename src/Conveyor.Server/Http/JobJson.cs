@@ -123,12 +123,18 @@ internal static class JobJson
 }
 
 /// <summary>An IResult that writes JSON with a Utf8JsonWriter straight into the response pipe.</summary>
-internal sealed class JsonWriterResult(int statusCode, Action<Utf8JsonWriter> write) : IResult
+internal sealed class JsonWriterResult(int statusCode, Action<Utf8JsonWriter> write, string? location = null) : IResult
 {
+    public int StatusCode => statusCode;
+
+    /// <summary>Writes the body to any writer: the jobs WebSocket nests it in its answer.</summary>
+    public void WriteBody(Utf8JsonWriter writer) => write(writer);
+
     public async Task ExecuteAsync(HttpContext httpContext)
     {
         httpContext.Response.StatusCode = statusCode;
         httpContext.Response.ContentType = "application/json; charset=utf-8";
+        if (location is not null) httpContext.Response.Headers.Location = location;
         var pipe = httpContext.Response.BodyWriter;
         await using (var w = new Utf8JsonWriter(pipe))
         {
@@ -137,9 +143,10 @@ internal sealed class JsonWriterResult(int statusCode, Action<Utf8JsonWriter> wr
         await pipe.FlushAsync(httpContext.RequestAborted);
     }
 
-    public static IResult Job(Job job, int statusCode = 200) => new JsonWriterResult(statusCode, w => JobJson.Write(w, job));
+    public static JsonWriterResult Job(Job job, int statusCode = 200, string? location = null) =>
+        new(statusCode, w => JobJson.Write(w, job), location);
 
-    public static IResult Jobs(IReadOnlyList<Job> jobs) => new JsonWriterResult(200, w =>
+    public static JsonWriterResult Jobs(IReadOnlyList<Job> jobs) => new(200, w =>
     {
         w.WriteStartArray();
         foreach (var job in jobs) JobJson.Write(w, job);

@@ -27,10 +27,13 @@ public sealed class AccessControlMiddleware(RequestDelegate next, ServerOptions 
             return Deny(context, 401, "Unauthorized", "The API key is not one this server knows.");
         context.Items[typeof(ApiKeyRole)] = role.Value;
         if (!role.Value.Allows(required.Access))
-            return Deny(context, 403, "Forbidden",
-                $"A {role.Value.ToWire()} key may not {Describe(required.Access)}; use a key with a role that may ({RolesFor(required.Access)}).");
+            return Deny(context, 403, "Forbidden", Forbidden(role.Value, required.Access));
         return next(context);
     }
+
+    /// <summary>Why a role may not do something, and which roles may.</summary>
+    public static string Forbidden(ApiKeyRole role, Access access) =>
+        $"A {role.ToWire()} key may not {Describe(access)}; use a key with a role that may ({RolesFor(access)}).";
 
     private static string Describe(Access access) => access switch
     {

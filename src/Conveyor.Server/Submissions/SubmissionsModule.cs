@@ -40,10 +40,7 @@ internal static class SubmissionsModule
 
     public static void Map(WebApplication app)
     {
-        // WebSocket protocol keep-alives as well as our JSON pings: proxies see traffic even while a consumer is busy.
-        // Only /v1/consume is a WebSocket; elsewhere the middleware would only cost every request a handshake feature.
-        app.UseWhen(context => context.Request.Path.StartsWithSegments("/v1/consume"),
-            branch => branch.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(30) }));
+        Sockets.MessageSocket.UseWebSocketsAt(app, "/v1/consume");
         SubmissionEndpoints.Map(app);
     }
 }
