@@ -35,6 +35,8 @@ internal sealed record BenchOptions
     /// <summary>e2e only: total enqueue rate limit in jobs/s; 0 = as fast as the producers can go.</summary>
     public double Rate { get; init; }
     public bool KeepData { get; init; }
+    /// <summary>"http" (a request per call) or "socket" (a message per call on one WebSocket, /v1/jobs/socket).</summary>
+    public string Transport { get; init; } = "http";
     /// <summary>Npgsql connection string: the started server runs `serve --postgres` instead of SQLite.</summary>
     public string? Postgres { get; init; }
     /// <summary>True when --duration was given (w2/w3 otherwise use the 20 s / 30 s).</summary>
@@ -67,6 +69,8 @@ internal sealed record BenchOptions
           --server-warmup S       seconds of mixed load (batches, single enqueues, leases, acks) before the first
                                   workload, so the server runs tiered-up code as a long-running one does (default 10; 0 = none)
           --rate N                e2e: limit the total enqueue rate to N jobs/s (default 0 = unlimited); w2: the fixed rate (default 500)
+          --transport http|socket how calls reach the server: an HTTP request each (default), or a message each on
+                                  one shared WebSocket, GET /v1/jobs/socket
           --keep-data             keep the started server's data directory
           --postgres CS           start the server with `serve --postgres CS` (Npgsql connection string), in a
                                   schema of its own, dropped at the end (--keep-data keeps it)
@@ -130,6 +134,11 @@ internal sealed record BenchOptions
                     case "--server-warmup": o = o with { ServerWarmupSeconds = Seconds(arg, Value(), allowZero: true) }; break;
                     case "--runs": o = o with { Runs = PositiveInt(arg, Value()) }; break;
                     case "--keep-data": o = o with { KeepData = true }; break;
+                    case "--transport":
+                        var transport = Value();
+                        if (transport is not ("http" or "socket")) throw new FormatException($"--transport must be http or socket, not '{transport}'.");
+                        o = o with { Transport = transport };
+                        break;
                     case "--postgres": o = o with { Postgres = Value() }; break;
                     default: throw new FormatException($"unknown option '{args[i]}'.");
                 }

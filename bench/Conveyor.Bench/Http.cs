@@ -31,15 +31,17 @@ internal static class Http
 /// and a reusable response buffer, so the hot loop allocates only what HttpClient itself needs.
 /// Not thread-safe: each concurrent loop owns one.
 /// </summary>
-internal sealed class Connection(HttpClient http, ErrorLog errors)
+internal sealed class Connection(Transport transport, ErrorLog errors)
 {
+    private readonly HttpClient http = transport.Http;
+    private readonly JobSocketChannel.Call? _call = transport.Socket is null ? null : new();
     private readonly ArrayBufferWriter<byte> _body = new(64 * 1024);
     private readonly Utf8JsonWriter _json = new(Stream.Null, new JsonWriterOptions { SkipValidation = true });
     private byte[] _response = new byte[64 * 1024];
     private int _responseLength;
 
     /// <summary>Body of the last response, valid until the next call.</summary>
-    public ReadOnlySpan<byte> Response => _response.AsSpan(0, _responseLength);
+    public ReadOnlySpan<byte> Response => _call is null ? _response.AsSpan(0, _responseLength) : _call.Response.AsSpan(0, _call.ResponseLength);
 
     /// <summary>Starts a new request body; write it, then call <see cref="PostAsync"/>.</summary>
     public Utf8JsonWriter Body()
@@ -53,6 +55,13 @@ internal sealed class Connection(HttpClient http, ErrorLog errors)
     public async Task<int> PostAsync(Uri url, CancellationToken ct)
     {
         _json.Flush();
+        if (transport.Socket is { } socket)
+        {
+            var (type, queue) = SocketRoute(url);
+            var answered = await socket.SendAsync(_call!, type, queue, _body.WrittenMemory, ct);
+            if (answered >= 300) errors.Add($"{type} on the socket -> {answered}: {Encoding.UTF8.GetString(Response)}");
+            return answered;
+        }
         using var content = new ReadOnlyMemoryContent(_body.WrittenMemory);
         content.Headers.TryAddWithoutValidation("Content-Type", "application/json");
         using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = content };
@@ -79,6 +88,20 @@ internal sealed class Connection(HttpClient http, ErrorLog errors)
             _responseLength = 0;
             return 0;
         }
+    }
+
+    /// <summary>The socket message for an HTTP route the workloads call.</summary>
+    private static (string Type, string? Queue) SocketRoute(Uri url)
+    {
+        var parts = url.AbsolutePath.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        return parts switch
+        {
+            ["v1", "jobs", "ack"] => ("ack", null),
+            ["v1", "queues", var queue, "jobs"] => ("enqueue", Uri.UnescapeDataString(queue)),
+            ["v1", "queues", var queue, "jobs", "batch"] => ("enqueue_batch", Uri.UnescapeDataString(queue)),
+            ["v1", "queues", var queue, "lease"] => ("lease", Uri.UnescapeDataString(queue)),
+            _ => throw new NotSupportedException($"{url.AbsolutePath} has no socket message."),
+        };
     }
 
     private async Task ReadBodyAsync(HttpContent content, CancellationToken ct)

@@ -117,7 +117,7 @@ internal sealed partial class Workloads
 
         async Task Work(int index)
         {
-            var conn = new Connection(http, errors);
+            var conn = new Connection(transport, errors);
             var leased = new LeasedJobs(W1LeaseMax);
             var worker = $"bench-w1-{index}";
             try
@@ -226,8 +226,8 @@ internal sealed partial class Workloads
 
         async Task Work()
         {
-            var conn = new Connection(http, errors);
-            var ackConn = new Connection(http, errors);
+            var conn = new Connection(transport, errors);
+            var ackConn = new Connection(transport, errors);
             Task pendingAck = Task.CompletedTask;
             var leased = new LeasedJobs(W1LeaseMax);
             try
@@ -287,7 +287,7 @@ internal sealed partial class Workloads
             {
                 if (!pool.TryTake(out var conn))
                 {
-                    conn = new Connection(http, errors);
+                    conn = new Connection(transport, errors);
                 }
                 WriteJob(conn.Body(), i);
                 sent[i] = Stopwatch.GetTimestamp();
@@ -372,7 +372,7 @@ internal sealed partial class Workloads
         {
             await RunW1Async(Queue($"server-warm-{++round}", warm: true), Math.Min(options.Jobs, 50_000), W1EnqueueConcurrency, options.Workers, new ErrorLog(), ct);
         }
-        var inner = new Workloads(http, server, options with { Rate = 0 }, runId);
+        var inner = new Workloads(transport, server, options with { Rate = 0 }, runId);
         await inner.RunEndToEndAsync(Queue("server-warm-e2e", warm: true), W3Producers, 1, Math.Max(1, seconds - Since(start)), new ErrorLog(), ct);
         Console.WriteLine(Inv($"server warm-up: {Since(start):0.0} s ({round} batch rounds, then single-job producers with workers)"));
     }
@@ -383,7 +383,7 @@ internal sealed partial class Workloads
     {
         var producers = options.Concurrency ?? W3Producers;
         var seconds = options.DurationSet ? options.DurationSeconds : W3Seconds;
-        var inner = new Workloads(http, server, options with
+        var inner = new Workloads(transport, server, options with
         {
             Rate = 0,
             Workers = options.WorkersSet ? options.Workers : W3Workers,

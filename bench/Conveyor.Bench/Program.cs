@@ -41,16 +41,18 @@ try
 
     using var http = Http.Create();
     await WaitUntilUpAsync(http, server, cts.Token);
+    await using var socket = options.Transport == "socket" ? await JobSocketChannel.ConnectAsync(server, cts.Token) : null;
 
     var runId = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture) + "-" + Random.Shared.Next(1000, 9999);
     Console.WriteLine($"# Conveyor bench {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
     Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}{LoadAverage()}");
     Console.WriteLine($"server:  {serverDescription} at {server}");
     Console.WriteLine($"args:    {(args.Length == 0 ? "(defaults)" : string.Join(' ', args))}");
+    Console.WriteLine($"calls:   {(socket is null ? "an HTTP/1.1 request each (keep-alive pool)" : "a message each on one WebSocket, /v1/jobs/socket")}");
     Console.WriteLine($"warm-up: {options.ServerWarmupSeconds} s of mixed load on the server, then {options.WarmupSeconds} s per workload on its own queue; payload {{\"n\": i}}; run id {runId}");
     Console.WriteLine();
 
-    var workloads = new Workloads(http, server, options, runId);
+    var workloads = new Workloads(new Transport(http, socket), server, options, runId);
     if (options.ServerWarmupSeconds > 0 && options.Workloads.Any(w => w != "memory"))
     {
         await workloads.WarmServerAsync(cts.Token);

@@ -13,7 +13,7 @@ internal sealed record WorkloadResult(
 /// The three workloads. Each measures on its own fresh queue after a warm-up on another fresh queue,
 /// and every loop is bounded by a job count or a deadline.
 /// </summary>
-internal sealed partial class Workloads(HttpClient http, Uri server, BenchOptions options, string runId)
+internal sealed partial class Workloads(Transport transport, Uri server, BenchOptions options, string runId)
 {
     private const string Payload = "{\"n\": i}";
 
@@ -67,7 +67,7 @@ internal sealed partial class Workloads(HttpClient http, Uri server, BenchOption
 
         async Task Loop()
         {
-            var conn = new Connection(http, errors);
+            var conn = new Connection(transport, errors);
             int b;
             while ((b = Interlocked.Increment(ref next)) < batches && Stopwatch.GetTimestamp() < deadline)
             {
@@ -154,7 +154,7 @@ internal sealed partial class Workloads(HttpClient http, Uri server, BenchOption
 
         async Task Loop(LatencyRecorder recorder)
         {
-            var conn = new Connection(http, errors);
+            var conn = new Connection(transport, errors);
             while (Stopwatch.GetTimestamp() < deadline)
             {
                 ct.ThrowIfCancellationRequested();
@@ -218,7 +218,7 @@ internal sealed partial class Workloads(HttpClient http, Uri server, BenchOption
 
         async Task Produce()
         {
-            var conn = new Connection(http, errors);
+            var conn = new Connection(transport, errors);
             while (Stopwatch.GetTimestamp() < deadline)
             {
                 ct.ThrowIfCancellationRequested();
@@ -255,7 +255,7 @@ internal sealed partial class Workloads(HttpClient http, Uri server, BenchOption
 
         async Task Work(int index)
         {
-            var conn = new Connection(http, errors);
+            var conn = new Connection(transport, errors);
             var leased = new LeasedJobs(options.LeaseMax);
             var worker = $"bench-{index}";
             while (Stopwatch.GetTimestamp() < deadline)

@@ -9,7 +9,9 @@
 # PEERS_COPY (/tmp/conveyor-peer-driver: a copy of PEERS with its npm packages, made once, for Node 22 as the peers
 # ran, plus the adapter's HTTP client, undici), WARMUP (1: one W1 and a 10 s W3 first, not recorded, so that the
 # server runs tiered-up code), and the driver's own knobs (CONCURRENCY, BATCH, WORKERS, PRODUCERS, RATE, DURATION ...),
-# passed through.
+# passed through. CONVEYOR_TRANSPORT: socket (the adapter's default: every call a message on one WebSocket per Node
+# process, /v1/jobs/socket) or http (an HTTP request each); results are filed as conveyor-<store> for the socket and
+# conveyor-<store>-http for HTTP, so both can sit in one table.
 # After each run it prints the server's own CPU time (user + system) and that per job the run processed.
 # With PostgreSQL the server gets a schema of its own, dropped at the end (psql needed for that; else it is named).
 set -euo pipefail
@@ -26,7 +28,12 @@ export TAG=${TAG:-conveyor-$(date -u +%Y%m%dT%H%M)}
 PORT=${PORT:-5099}
 PEERS=${PEERS:-$ROOT/../shared/peers}
 COPY=${PEERS_COPY:-/tmp/conveyor-peer-driver}
-PEER=conveyor-$STORE
+TRANSPORT=${CONVEYOR_TRANSPORT:-socket}
+case "$TRANSPORT" in
+  socket) PEER=conveyor-$STORE ;;
+  http) PEER=conveyor-$STORE-http ;;
+  *) echo "CONVEYOR_TRANSPORT must be socket or http, not '$TRANSPORT'" >&2; exit 2 ;;
+esac
 
 [ -f "$PEERS/bench/driver.js" ] || { echo "no peers' driver at $PEERS/bench/driver.js (set PEERS)" >&2; exit 2; }
 mkdir -p "$COPY"
@@ -78,7 +85,7 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 grep -q "Conveyor listening on" "$DATA/server.log" || { echo "the server did not start in 30 s" >&2; exit 1; }
-export HTTP_BASE=http://127.0.0.1:$PORT CONVEYOR_STORE=$STORE
+export HTTP_BASE=http://127.0.0.1:$PORT CONVEYOR_STORE=$STORE CONVEYOR_TRANSPORT=$TRANSPORT
 echo "conveyor ($STORE) on $HTTP_BASE; the peers' driver in $COPY; tag $TAG"
 
 if [ "${WARMUP:-1}" = 1 ]; then
