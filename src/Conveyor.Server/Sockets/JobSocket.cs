@@ -27,25 +27,10 @@ internal static class JobSocket
         app.MapGet(Path, (HttpContext context) => RunAsync(context, services, log)).Requires(Access.Read).ExcludeFromDescription();
     }
 
-    private static async Task RunAsync(HttpContext context, JobServices services, ILogger<JobSocketConnection> log)
-    {
-        if (!context.WebSockets.IsWebSocketRequest)
-        {
-            await Problems.BadRequest($"{Path} is a WebSocket: connect with a WebSocket client (Upgrade: websocket).").ExecuteAsync(context);
-            return;
-        }
-        var (heartbeat, badHeartbeat) = MessageSocket.ReadHeartbeat(context);
-        if (badHeartbeat is not null)
-        {
-            await badHeartbeat.ExecuteAsync(context);
-            return;
-        }
-        using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        using var ending = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, services.Lifetime.ApplicationStopping);
-        var connection = new JobSocketConnection(socket, AccessControlMiddleware.RoleOf(context), services, log, heartbeat!.Value, ending.Token);
-        await connection.RunAsync();
-        await connection.ReleaseHeldAsync();
-    }
+    private static Task RunAsync(HttpContext context, JobServices services, ILogger<JobSocketConnection> log) =>
+        MessageSocket.ServeAsync(context, services.Lifetime,
+            (socket, heartbeat, ending) => new JobSocketConnection(socket, AccessControlMiddleware.RoleOf(context), services, log, heartbeat, ending),
+            connection => connection.ReleaseHeldAsync());
 }
 
 /// <summary>One client's connection to <see cref="JobSocket"/>.</summary>

@@ -28,14 +28,34 @@ internal abstract class MessageSocket(WebSocket socket, long maxMessageBytes, Ti
     protected CancellationToken Stopping => _stop.Token;
 
     /// <summary>
-    /// Reads <c>heartbeat_ms</c> from the query (default 15 s). Null and a 400 problem when it is out of range.
+    /// Upgrades the request (a 400 problem when it is not a WebSocket request or its <c>heartbeat_ms</c> is out of
+    /// range), runs the connection <paramref name="create"/> makes until it ends, then <paramref name="ended"/>.
     /// </summary>
-    public static (TimeSpan? Heartbeat, IResult? Error) ReadHeartbeat(HttpContext context)
+    public static async Task ServeAsync<T>(
+        HttpContext context, IHostApplicationLifetime lifetime, Func<WebSocket, TimeSpan, CancellationToken, T> create, Func<T, Task> ended)
+        where T : MessageSocket
     {
-        if (context.Request.Query["heartbeat_ms"].ToString() is not { Length: > 0 } text) return (TimeSpan.FromMilliseconds(DefaultHeartbeatMs), null);
-        if (!int.TryParse(text, out var ms) || ms is < 100 or > 300_000)
-            return (null, Http.Problems.BadRequest("heartbeat_ms must be between 100 and 300000."));
-        return (TimeSpan.FromMilliseconds(ms), null);
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            await Http.Problems.BadRequest($"{context.Request.Path} is a WebSocket: connect with a WebSocket client (Upgrade: websocket).").ExecuteAsync(context);
+            return;
+        }
+        var heartbeat = TimeSpan.FromMilliseconds(DefaultHeartbeatMs);
+        if (context.Request.Query["heartbeat_ms"].ToString() is { Length: > 0 } text)
+        {
+            if (!int.TryParse(text, out var ms) || ms is < 100 or > 300_000)
+            {
+                await Http.Problems.BadRequest("heartbeat_ms must be between 100 and 300000.").ExecuteAsync(context);
+                return;
+            }
+            heartbeat = TimeSpan.FromMilliseconds(ms);
+        }
+        using var socket = await context.WebSockets.AcceptWebSocketAsync();
+        // The connection also ends when the server stops, so shutdown does not wait for clients to hang up.
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        var connection = create(socket, heartbeat, ending.Token);
+        await connection.RunAsync();
+        await ended(connection);
     }
 
     /// <summary>Runs until the client closes, goes silent or the server stops; returns once every handler has finished.</summary>

@@ -13,28 +13,15 @@ namespace Conveyor.Server.Submissions;
 /// </summary>
 internal static class ConsumeSocket
 {
-    public static async Task RunAsync(
-        HttpContext context, ChunkOperations chunks, ServerOptions options, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<ChunkOperations> log)
-    {
-        if (!context.WebSockets.IsWebSocketRequest)
-        {
-            await Http.Problems.BadRequest("/v1/consume is a WebSocket: connect with a WebSocket client (Upgrade: websocket).").ExecuteAsync(context);
-            return;
-        }
-        var (heartbeat, badHeartbeat) = MessageSocket.ReadHeartbeat(context);
-        if (badHeartbeat is not null)
-        {
-            await badHeartbeat.ExecuteAsync(context);
-            return;
-        }
-        using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        // The connection also ends when the server stops, so shutdown does not wait for consumers to hang up.
-        using var ending = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
-        var connection = new Connection(socket, chunks, options, time, heartbeat!.Value, ending.Token);
-        await connection.RunAsync();
-        var released = await chunks.ReleaseOwnerAsync(connection.Owner, CancellationToken.None);
-        if (released > 0) SubmissionLog.Released(log, connection.Owner, released);
-    }
+    public static Task RunAsync(
+        HttpContext context, ChunkOperations chunks, ServerOptions options, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<ChunkOperations> log) =>
+        MessageSocket.ServeAsync(context, lifetime,
+            (socket, heartbeat, ending) => new Connection(socket, chunks, options, time, heartbeat, ending),
+            async connection =>
+            {
+                var released = await chunks.ReleaseOwnerAsync(connection.Owner, CancellationToken.None);
+                if (released > 0) SubmissionLog.Released(log, connection.Owner, released);
+            });
 
     private sealed class Connection(WebSocket socket, ChunkOperations chunks, ServerOptions options, TimeProvider time, TimeSpan heartbeat, CancellationToken aborted)
         : MessageSocket(socket, options.MaxBodyBytes, time, heartbeat, aborted)
