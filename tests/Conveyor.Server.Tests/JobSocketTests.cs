@@ -174,6 +174,24 @@ public sealed class JobSocketTests(ServerFixture server) : IClassFixture<ServerF
     }
 
     [Fact]
+    public async Task A_message_traceparent_is_carried_by_its_job_as_the_header_is_over_HTTP()
+    {
+        var queue = HttpJson.UniqueQueue("socktrace");
+        const string traceId = "5cf92f3577b34da6a3ce929d0e0e4737";
+        await using var socket = await JobSocketClient.ConnectAsync(_http.BaseAddress!);
+        var message = new JsonObject
+        {
+            ["type"] = "enqueue", ["queue"] = queue, ["body"] = Job(1), ["traceparent"] = $"00-{traceId}-00f067aa0ba902b7-01",
+        };
+        var enqueued = await socket.RequestAsync(message);
+        Assert.Contains(traceId, (string)enqueued["body"]!["trace_parent"]!);
+        Assert.Contains(traceId, (string)(await _http.Lease(queue)).Single()!["trace_parent"]!);
+        // The next message names no trace: its job does not inherit the one before.
+        var untraced = await socket.RequestAsync("enqueue", queue, Job(2));
+        Assert.DoesNotContain(traceId, untraced["body"]!["trace_parent"]?.ToString() ?? "");
+    }
+
+    [Fact]
     public async Task Many_requests_in_flight_on_one_socket_are_each_answered_once_under_their_own_id()
     {
         var queue = HttpJson.UniqueQueue("sockmany");

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
@@ -98,6 +99,9 @@ internal sealed class JobSocketConnection(
 
     private async Task RunAsync(Message m)
     {
+        // A message is a call of its own: its spans and its jobs join the trace the message names, not the connection's
+        // upgrade request (the Activity this flow inherited, when something records spans).
+        Activity.Current = null;
         var call = new JobCall(m.TraceParent, m.TraceState, Stopping);
         try
         {
