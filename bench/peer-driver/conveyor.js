@@ -1,7 +1,7 @@
 'use strict';
 // Conveyor as a "peer" of the peers' own Node driver (../shared/peers/bench/driver.js), so that Conveyor runs the
-// very workloads, Node runtime and process layout the peers ran: W1, W2 and W3 as the driver defines them, undici for
-// every call, workers in a child process. bench/peer-driver/run.sh copies this file into a copy of the peers' folder
+// very workloads, Node runtime and process layout the peers ran: W1, W2 and W3 as the driver defines them, workers in
+// a child process. bench/peer-driver/run.sh copies this file into a copy of the peers' folder
 // as bench/adapters/conveyor-<store>.js and starts the server; see docs/benchmarks.md.
 //
 // Transport (CONVEYOR_TRANSPORT): "socket" (the default) sends every call as a message on one WebSocket per process,
