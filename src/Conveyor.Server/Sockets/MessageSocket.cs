@@ -18,7 +18,7 @@ internal abstract class MessageSocket(WebSocket socket, long maxMessageBytes, Ti
 
     // Bounded: a client that stops reading its answers stops getting new work done for it (handlers wait), instead of
     // growing this server's memory.
-    private readonly Channel<byte[]> _outbox = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(256) { SingleReader = true });
+    private readonly Channel<ReadOnlyMemory<byte>> _outbox = Channel.CreateBounded<ReadOnlyMemory<byte>>(new BoundedChannelOptions(256) { SingleReader = true });
     private readonly CancellationTokenSource _stop = CancellationTokenSource.CreateLinkedTokenSource(aborted);
     private readonly SemaphoreSlim _inFlight = new(MaxInFlight, MaxInFlight);
     private readonly List<Task> _handlers = [];
@@ -171,7 +171,8 @@ internal abstract class MessageSocket(WebSocket socket, long maxMessageBytes, Ti
         await using (var w = new Utf8JsonWriter(buffer)) write(w);
         try
         {
-            await _outbox.Writer.WriteAsync(buffer.WrittenSpan.ToArray(), _stop.Token);
+            // The buffer is this answer's alone, so it is handed over as it is, not copied.
+            await _outbox.Writer.WriteAsync(buffer.WrittenMemory, _stop.Token);
         }
         catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
         {
