@@ -33,7 +33,7 @@ internal static class Http
 /// </summary>
 internal sealed class Connection(Transport transport, ErrorLog errors)
 {
-    private readonly HttpClient http = transport.Http;
+    private readonly HttpClient _http = transport.Http;
     private readonly JobSocketChannel.Call? _call = transport.Socket is null ? null : new();
     private readonly ArrayBufferWriter<byte> _body = new(64 * 1024);
     private readonly Utf8JsonWriter _json = new(Stream.Null, new JsonWriterOptions { SkipValidation = true });
@@ -67,7 +67,7 @@ internal sealed class Connection(Transport transport, ErrorLog errors)
         using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = content };
         try
         {
-            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
             await ReadBodyAsync(response.Content, ct);
             var status = (int)response.StatusCode;
             if (status >= 300)
@@ -84,7 +84,7 @@ internal sealed class Connection(Transport transport, ErrorLog errors)
         }
         catch (TaskCanceledException) when (!ct.IsCancellationRequested)
         {
-            errors.Add($"POST {url.AbsolutePath} timed out after {http.Timeout.TotalSeconds:0} s");
+            errors.Add($"POST {url.AbsolutePath} timed out after {_http.Timeout.TotalSeconds:0} s");
             _responseLength = 0;
             return 0;
         }

@@ -21,9 +21,6 @@ internal static class ServerTelemetry
     /// nobody records has nothing for a worker to continue, and its 55 characters would be written into every version
     /// of the job's row.
     /// </summary>
-    public static string? TraceParentFor(HttpContext context) => TraceParentFor(TraceHeader(context, "traceparent"));
-
-    /// <summary>The same for a caller's traceparent that came some other way (a WebSocket message).</summary>
     public static string? TraceParentFor(string? header)
     {
         if (Activity.Current is { IdFormat: ActivityIdFormat.W3C } current && (header is not null || current.Recorded)) return current.Id;
@@ -49,7 +46,8 @@ internal static class ServerTelemetry
         return Source.StartActivity(name);
     }
 
-    private static string? TraceHeader(HttpContext context, string name) =>
+    /// <summary>A trace header (<c>traceparent</c>, <c>tracestate</c>) when the request carries exactly one.</summary>
+    public static string? TraceHeader(HttpContext context, string name) =>
         context.Request.Headers.TryGetValue(name, out var values) && values.Count == 1 ? values[0] : null;
 
     public static void AddOtlpExportWhenConfigured(IServiceCollection services)

@@ -18,10 +18,11 @@ internal sealed record JobServices(IJobStore Store, ServerOptions Options, TimeP
 /// <summary>What an operation needs from the call that carried it, whichever transport that was.</summary>
 internal readonly record struct JobCall(string? TraceParent, string? TraceState, CancellationToken Aborted)
 {
-    public static JobCall From(HttpContext context) => new(Header(context, "traceparent"), Header(context, "tracestate"), context.RequestAborted);
-
-    private static string? Header(HttpContext context, string name) =>
-        context.Request.Headers.TryGetValue(name, out var values) && values.Count == 1 ? values[0] : null;
+    // tracestate matters only to a span, and there is none while nothing listens: not looked up on every request.
+    public static JobCall From(HttpContext context) => new(
+        ServerTelemetry.TraceHeader(context, "traceparent"),
+        ServerTelemetry.Source.HasListeners() ? ServerTelemetry.TraceHeader(context, "tracestate") : null,
+        context.RequestAborted);
 }
 
 /// <summary>An operation's answer, with what a connection that tracks its leases needs to know.</summary>
@@ -39,7 +40,7 @@ internal static class JobOperations
     public static async Task<JobAnswer> EnqueueOneAsync(string queue, ReadOnlyMemory<byte> body, JobCall call, JobServices s)
     {
         if (JobRequests.CheckQueue(queue) is { } bad) return new(Problems.BadRequest(bad));
-        if (body.Span.Trim(" \t\r\n"u8).IsEmpty)
+        if (RequestBody.IsBlank(body.Span))
             return new(Problems.BadRequest("The request body is empty: send a JSON object such as {\"kind\": \"email.send\", \"payload\": {}}."));
         if (!RequestBody.TryParse(body.Span, BodyJson.Default.EnqueueBody, out var request, out var error)) return new(error!);
         if (request is null) return new(Problems.BadRequest("The request body must be a JSON object, not null."));
@@ -107,7 +108,7 @@ internal static class JobOperations
         if (s.Push.IsPush(queue))
             return new(Problems.Conflict($"Queue '{queue}' is a push queue: the server delivers its jobs to their destinations, so workers cannot lease them."));
         var request = new LeaseBody();
-        if (!body.Span.Trim(" \t\r\n"u8).IsEmpty && !RequestBody.TryParse(body.Span, BodyJson.Default.LeaseBody, out request, out var error)) return new(error!);
+        if (!RequestBody.IsBlank(body.Span) && !RequestBody.TryParse(body.Span, BodyJson.Default.LeaseBody, out request, out var error)) return new(error!);
         if (!JobRequests.TryLease(queue, request ?? new LeaseBody(), out var lease, out var invalid)) return new(Problems.BadRequest(invalid!));
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(stopping, s.Lifetime.ApplicationStopping);
         using var span = ServerTelemetry.StartSpan("conveyor.lease", call.TraceParent, call.TraceState);
@@ -192,7 +193,7 @@ internal static class JobOperations
     public static bool TryParseObject<T>(ReadOnlySpan<byte> body, JsonTypeInfo<T> type, out T? value, out IResult? error) where T : class
     {
         value = null;
-        if (body.Trim(" \t\r\n"u8).IsEmpty)
+        if (RequestBody.IsBlank(body))
         {
             error = Problems.BadRequest("The request body is empty: send a JSON object with the lease_token you got from the lease.");
             return false;

@@ -21,7 +21,10 @@ internal sealed class RequestBody : IDisposable
 
     public ReadOnlyMemory<byte> Memory => _buffer.AsMemory(0, Length);
 
-    public bool IsEmpty => Span.Trim(" \t\r\n"u8).IsEmpty;
+    public bool IsEmpty => IsBlank(Span);
+
+    /// <summary>Nothing but whitespace: an empty body, however it came.</summary>
+    public static bool IsBlank(ReadOnlySpan<byte> body) => body.Trim(" \t\r\n"u8).IsEmpty;
 
     public static async Task<(RequestBody? Body, IResult? Error)> ReadAsync(HttpContext context, long limit)
     {

@@ -13,7 +13,7 @@ namespace Conveyor.Server.Sockets;
 /// </summary>
 internal abstract class MessageSocket(WebSocket socket, long maxMessageBytes, TimeProvider time, TimeSpan heartbeat, CancellationToken aborted)
 {
-    public const int DefaultHeartbeatMs = 15_000;
+    private const int DefaultHeartbeatMs = 15_000;
     private const int MaxInFlight = 64;
 
     // Bounded: a client that stops reading its answers stops getting new work done for it (handlers wait), instead of
