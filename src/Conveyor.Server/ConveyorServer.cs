@@ -94,7 +94,7 @@ public static class ConveyorServer
         {
             // An unreachable store is worth a sentence (retry later); a bug is not worth leaking internals for.
             context.ProblemDetails.Detail ??= context.Exception is StoreUnavailableException unavailable
-                ? $"{unavailable.Message} Nothing was changed; retry later."
+                ? Http.Problems.UnavailableDetail(unavailable)
                 : context.Exception is not null ? "The server failed to handle this request; see the server log." : null;
             // Without a request Activity (nothing records spans) the framework's trace_id is Kestrel's request id; the
             // caller's own trace is the one worth quoting back.

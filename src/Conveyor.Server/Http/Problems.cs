@@ -10,6 +10,9 @@ internal static class Problems
     public static IResult UnsupportedMediaType(string detail) => Of(415, detail);
     public static IResult Unavailable(string detail) => Of(503, detail);
 
+    /// <summary>The sentence for a store that could not be reached, on every transport.</summary>
+    public static string UnavailableDetail(StoreUnavailableException e) => $"{e.Message} Nothing was changed; retry later.";
+
     public static IResult Of(int status, string detail) => Results.Problem(detail, statusCode: status, title: Title(status));
 
     public static string Title(int status) => status switch

@@ -37,7 +37,7 @@ internal static class JobSocket
 /// <summary>One client's connection to <see cref="JobSocket"/>.</summary>
 internal sealed class JobSocketConnection(
     WebSocket socket, ApiKeyRole role, JobServices services, ILogger<JobSocketConnection> log, TimeSpan heartbeat, CancellationToken aborted)
-    : MessageSocket(socket, services.Options.MaxBodyBytes, services.Time, heartbeat, aborted)
+    : MessageSocket(socket, services.Options.MaxBodyBytes, services.Time, heartbeat, log, aborted)
 {
     private const string Types = "enqueue, enqueue_batch, lease, heartbeat, ack, ping, pong";
 
@@ -94,7 +94,7 @@ internal sealed class JobSocketConnection(
             Reply(w => Error(w, message.Id, 400, "A heartbeat message needs a job_id."));
             return;
         }
-        Handle(() => RunAsync(message));
+        Handle(message.Id, message.Type, () => RunAsync(message));
     }
 
     private async Task RunAsync(Message m)
@@ -103,35 +103,20 @@ internal sealed class JobSocketConnection(
         // upgrade request (the Activity this flow inherited, when something records spans).
         Activity.Current = null;
         var call = new JobCall(m.TraceParent, m.TraceState, Stopping);
-        try
+        var answer = m.Type switch
         {
-            var answer = m.Type switch
-            {
-                "enqueue" => await JobOperations.EnqueueOneAsync(m.Queue!, m.Body, call, services),
-                "enqueue_batch" => await JobOperations.EnqueueBatchAsync(m.Queue!, m.Body, ndjson: false, call, services),
-                "lease" => await JobOperations.LeaseAsync(m.Queue!, m.Body, call, Stopping, services),
-                "heartbeat" => await JobOperations.HeartbeatAsync(m.JobId!.Value, m.Body, call, services),
-                _ => await JobOperations.AckAsync(m.Body, call, services),
-            };
-            foreach (var job in answer.Leased ?? []) _held[job.Id] = job.Lease!.Token;
-            foreach (var outcome in answer.Acked ?? [])
-            {
-                if (outcome.IsOk) _held.TryRemove(outcome.Id, out _);
-            }
-            await SendAsync(w => Write(w, m.Id, answer.Result));
-        }
-        catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
+            "enqueue" => await JobOperations.EnqueueOneAsync(m.Queue!, m.Body, call, services),
+            "enqueue_batch" => await JobOperations.EnqueueBatchAsync(m.Queue!, m.Body, ndjson: false, call, services),
+            "lease" => await JobOperations.LeaseAsync(m.Queue!, m.Body, call, Stopping, services),
+            "heartbeat" => await JobOperations.HeartbeatAsync(m.JobId!.Value, m.Body, call, services),
+            _ => await JobOperations.AckAsync(m.Body, call, services),
+        };
+        foreach (var job in answer.Leased ?? []) _held[job.Id] = job.Lease!.Token;
+        foreach (var outcome in answer.Acked ?? [])
         {
+            if (outcome.IsOk) _held.TryRemove(outcome.Id, out _);
         }
-        catch (StoreUnavailableException e)
-        {
-            await SendAsync(w => Error(w, m.Id, 503, $"{e.Message} Nothing was changed; retry later."));
-        }
-        catch (Exception e)
-        {
-            JobSocketLog.Failed(log, m.Type, e);
-            await SendAsync(w => Error(w, m.Id, 500, "The server failed to handle this message; see the server log."));
-        }
+        await SendAsync(w => Write(w, m.Id, answer.Result));
     }
 
     /// <summary>Hands back what this connection leased and did not ack: another worker gets it now, not at lease expiry.</summary>
@@ -259,9 +244,6 @@ internal sealed class JobSocketConnection(
 
 internal static partial class JobSocketLog
 {
-    [LoggerMessage(EventId = 6101, Level = LogLevel.Error, Message = "A jobs socket {Type} message failed.")]
-    public static partial void Failed(ILogger logger, string type, Exception exception);
-
     [LoggerMessage(EventId = 6102, Level = LogLevel.Information, Message = "A jobs socket closed; released {Count} jobs it had leased and not acked.")]
     public static partial void Released(ILogger logger, int count);
 }

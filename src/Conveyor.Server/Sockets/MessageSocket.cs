@@ -11,7 +11,7 @@ namespace Conveyor.Server.Sockets;
 /// <see cref="MaxInFlight"/> at once (beyond that the client waits on TCP), answers through one bounded outbox, a JSON
 /// ping every heartbeat and the end of the connection after three silent ones. Subclasses parse and answer messages.
 /// </summary>
-internal abstract class MessageSocket(WebSocket socket, long maxMessageBytes, TimeProvider time, TimeSpan heartbeat, CancellationToken aborted)
+internal abstract class MessageSocket(WebSocket socket, long maxMessageBytes, TimeProvider time, TimeSpan heartbeat, ILogger log, CancellationToken aborted)
 {
     private const int DefaultHeartbeatMs = 15_000;
     private const int MaxInFlight = 64;
@@ -99,8 +99,11 @@ internal abstract class MessageSocket(WebSocket socket, long maxMessageBytes, Ti
     /// </summary>
     protected abstract void Dispatch(ReadOnlySpan<byte> text);
 
-    /// <summary>Runs a message's work on the thread pool, counted against the in-flight limit.</summary>
-    protected void Handle(Func<Task> work) => Track(Task.Run(() => Finish(work())));
+    /// <summary>
+    /// Runs a message's work on the thread pool, counted against the in-flight limit. A store that cannot be reached
+    /// answers 503 and a failure 500 (logged), under the message's <paramref name="id"/>.
+    /// </summary>
+    protected void Handle(string? id, string type, Func<Task> work) => Track(Task.Run(() => Finish(AnsweringFailures(id, type, work))));
 
     /// <summary>Answers without further work (a malformed message).</summary>
     protected void Reply(Action<Utf8JsonWriter> write) => Track(Finish(SendAsync(write)));
@@ -139,6 +142,26 @@ internal abstract class MessageSocket(WebSocket socket, long maxMessageBytes, Ti
                 Dispatch(buffer.WrittenSpan);
             }
             buffer.ResetWrittenCount();
+        }
+    }
+
+    private async Task AnsweringFailures(string? id, string type, Func<Task> work)
+    {
+        try
+        {
+            await work();
+        }
+        catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
+        {
+        }
+        catch (StoreUnavailableException e)
+        {
+            await SendAsync(w => Error(w, id, 503, Http.Problems.UnavailableDetail(e)));
+        }
+        catch (Exception e)
+        {
+            MessageSocketLog.Failed(log, type, e);
+            await SendAsync(w => Error(w, id, 500, "The server failed to handle this message; see the server log."));
         }
     }
 
@@ -242,4 +265,10 @@ internal abstract class MessageSocket(WebSocket socket, long maxMessageBytes, Ti
         w.WritePropertyName("id");
         w.WriteRawValue(id, skipInputValidation: true);
     }
+}
+
+internal static partial class MessageSocketLog
+{
+    [LoggerMessage(EventId = 6101, Level = LogLevel.Error, Message = "A WebSocket {Type} message failed.")]
+    public static partial void Failed(ILogger logger, string type, Exception exception);
 }

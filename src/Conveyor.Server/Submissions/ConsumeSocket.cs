@@ -16,15 +16,16 @@ internal static class ConsumeSocket
     public static Task RunAsync(
         HttpContext context, ChunkOperations chunks, ServerOptions options, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<ChunkOperations> log) =>
         MessageSocket.ServeAsync(context, lifetime,
-            (socket, heartbeat, ending) => new Connection(socket, chunks, options, time, heartbeat, ending),
+            (socket, heartbeat, ending) => new Connection(socket, chunks, options, time, heartbeat, log, ending),
             async connection =>
             {
                 var released = await chunks.ReleaseOwnerAsync(connection.Owner, CancellationToken.None);
                 if (released > 0) SubmissionLog.Released(log, connection.Owner, released);
             });
 
-    private sealed class Connection(WebSocket socket, ChunkOperations chunks, ServerOptions options, TimeProvider time, TimeSpan heartbeat, CancellationToken aborted)
-        : MessageSocket(socket, options.MaxBodyBytes, time, heartbeat, aborted)
+    private sealed class Connection(
+        WebSocket socket, ChunkOperations chunks, ServerOptions options, TimeProvider time, TimeSpan heartbeat, ILogger log, CancellationToken aborted)
+        : MessageSocket(socket, options.MaxBodyBytes, time, heartbeat, log, aborted)
     {
         public string Owner { get; } = $"ws-{Guid.NewGuid():N}";
 
@@ -46,81 +47,71 @@ internal static class ConsumeSocket
                 return;
             }
             // Each message runs on its own: a reserve waiting for chunks does not hold up a complete sent after it.
-            Handle(() => HandleAsync(message));
+            var id = message.Id is { } raw ? raw.GetRawText() : null;
+            Handle(id, message.Type ?? "", () => HandleAsync(message, id));
         }
 
-        private async Task HandleAsync(ConsumeMessage m)
+        private async Task HandleAsync(ConsumeMessage m, string? id)
         {
-            var id = m.Id is { } raw ? raw.GetRawText() : null;
-            try
+            switch (m.Type)
             {
-                switch (m.Type)
-                {
-                    case "ping":
-                        await SendAsync(w => Simple(w, "pong", id));
+                case "ping":
+                    await SendAsync(w => Simple(w, "pong", id));
+                    return;
+                case "pong":
+                    return;
+                case "reserve":
+                    if (ChunkOperations.CheckReserve(m.Queue, m.Max, m.WaitMs, m.LeaseMs, m.Strategy, m.PreferDistinct, Owner, out var request, out var wait) is { } bad)
+                    {
+                        await SendAsync(w => Error(w, id, 400, bad));
                         return;
-                    case "pong":
+                    }
+                    var reserved = await chunks.ReserveAsync(request, wait, Stopping);
+                    await SendAsync(w =>
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("type", "chunks");
+                        Id(w, id);
+                        w.WriteStartArray("chunks");
+                        foreach (var chunk in reserved) SubmissionJson.Write(w, chunk, chunks.Objects.Name);
+                        w.WriteEndArray();
+                        w.WriteEndObject();
+                    });
+                    return;
+                case "complete" or "fail" or "heartbeat" or "release":
+                    if (ChunkOperations.CheckTarget(m.SubmissionId, m.Index, m.LeaseToken) is { } badTarget)
+                    {
+                        await SendAsync(w => Error(w, id, 400, badTarget));
                         return;
-                    case "reserve":
-                        if (ChunkOperations.CheckReserve(m.Queue, m.Max, m.WaitMs, m.LeaseMs, m.Strategy, m.PreferDistinct, Owner, out var request, out var wait) is { } bad)
-                        {
-                            await SendAsync(w => Error(w, id, 400, bad));
-                            return;
-                        }
-                        var reserved = await chunks.ReserveAsync(request, wait, Stopping);
-                        await SendAsync(w =>
-                        {
-                            w.WriteStartObject();
-                            w.WriteString("type", "chunks");
-                            Id(w, id);
-                            w.WriteStartArray("chunks");
-                            foreach (var chunk in reserved) SubmissionJson.Write(w, chunk, chunks.Objects.Name);
-                            w.WriteEndArray();
-                            w.WriteEndObject();
-                        });
+                    }
+                    var (submissionId, index, token) = (m.SubmissionId!.Value, m.Index!.Value, m.LeaseToken!);
+                    // Finishing work is not cancelled by the connection closing: a result that arrived is kept.
+                    var answer = m.Type switch
+                    {
+                        "complete" => await chunks.CompleteAsync(submissionId, index, token, m.Result, m.ResultBase64, m.Operations, CancellationToken.None),
+                        "fail" => await chunks.FailAsync(submissionId, index, token, m.Error, CancellationToken.None),
+                        "heartbeat" => await chunks.HeartbeatAsync(submissionId, index, token, m.ExtendMs, CancellationToken.None),
+                        _ => await chunks.ReleaseAsync(submissionId, index, token, CancellationToken.None),
+                    };
+                    if (answer.Status != 200)
+                    {
+                        await SendAsync(w => Error(w, id, answer.Status, answer.Result.Detail!));
                         return;
-                    case "complete" or "fail" or "heartbeat" or "release":
-                        if (ChunkOperations.CheckTarget(m.SubmissionId, m.Index, m.LeaseToken) is { } badTarget)
-                        {
-                            await SendAsync(w => Error(w, id, 400, badTarget));
-                            return;
-                        }
-                        var (submissionId, index, token) = (m.SubmissionId!.Value, m.Index!.Value, m.LeaseToken!);
-                        // Finishing work is not cancelled by the connection closing: a result that arrived is kept.
-                        var answer = m.Type switch
-                        {
-                            "complete" => await chunks.CompleteAsync(submissionId, index, token, m.Result, m.ResultBase64, m.Operations, CancellationToken.None),
-                            "fail" => await chunks.FailAsync(submissionId, index, token, m.Error, CancellationToken.None),
-                            "heartbeat" => await chunks.HeartbeatAsync(submissionId, index, token, m.ExtendMs, CancellationToken.None),
-                            _ => await chunks.ReleaseAsync(submissionId, index, token, CancellationToken.None),
-                        };
-                        if (answer.Status != 200)
-                        {
-                            await SendAsync(w => Error(w, id, answer.Status, answer.Result.Detail!));
-                            return;
-                        }
-                        await SendAsync(w =>
-                        {
-                            w.WriteStartObject();
-                            w.WriteString("type", "ack");
-                            Id(w, id);
-                            w.WriteString("outcome", answer.Outcome);
-                            w.WritePropertyName("submission");
-                            SubmissionJson.Write(w, answer.Result.Submission!);
-                            w.WriteEndObject();
-                        });
-                        return;
-                    default:
-                        await SendAsync(w => Error(w, id, 400, $"type '{Http.JobRequests.Truncate(m.Type ?? "")}' is not one of reserve, complete, fail, heartbeat, release, ping, pong."));
-                        return;
-                }
-            }
-            catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
-            {
-            }
-            catch (StoreUnavailableException e)
-            {
-                await SendAsync(w => Error(w, id, 503, $"{e.Message} Nothing was changed; retry later."));
+                    }
+                    await SendAsync(w =>
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("type", "ack");
+                        Id(w, id);
+                        w.WriteString("outcome", answer.Outcome);
+                        w.WritePropertyName("submission");
+                        SubmissionJson.Write(w, answer.Result.Submission!);
+                        w.WriteEndObject();
+                    });
+                    return;
+                default:
+                    await SendAsync(w => Error(w, id, 400, $"type '{Http.JobRequests.Truncate(m.Type ?? "")}' is not one of reserve, complete, fail, heartbeat, release, ping, pong."));
+                    return;
             }
         }
     }
